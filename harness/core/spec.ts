@@ -215,5 +215,5 @@ export function describeAccess(spec: CoreSpec): string {
   const full = formatSpec(spec);
   // Drop the "<kind> [id] " prefix and the raw-spec suffix.
   const withoutPrefix = full.replace(/^<[^>]*> \[\d+\] /, '');
-  return withoutPrefix.replace(/ \([\d:]+ @ offset [\d.]+\)$/, '');
+  return withoutPrefix.replace(/ \([\d:]+ @ offset [\d.]+\)$/, '').replace(/ = -?\d+$/, '');
 }
