@@ -9,9 +9,10 @@ import {
   BTF_VERSION,
   INT_SIGNED,
   infoKind,
-  infoKindFlag,
   infoVlen,
   KIND,
+  KIND_NAMES,
+  MAX_KIND,
   trailingSize,
 } from './wire.js';
 
@@ -31,10 +32,18 @@ export interface ParseBtfOptions {
   base?: Btf;
 }
 
+/** Whether this machine stores a u32 least significant byte first (every target Node runs on today). */
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
- * A parsed BTF blob. Parsing scans the type section once to find where each type starts and to
- * check every record's bounds, referenced ids and string offsets (as libbpf's btf_sanity_check
- * does), without decoding anything; `type(id)` then decodes on demand and caches.
+ * A parsed BTF blob. Parsing makes one pass over the type section that finds where each record
+ * starts and checks, as libbpf's btf_parse_type_sec and btf_sanity_check do, that every record is of
+ * a known kind and fits, and that its names and referenced ids exist — without decoding anything.
+ * `type(id)` then decodes on demand and caches.
+ *
+ * Every field of every record is a 32-bit word, so the type section is read through a Uint32Array:
+ * a view on the input when it is in this machine's byte order and 4-byte aligned, else a copy
+ * (byte-swapped for a blob of the other byte order, e.g. an s390x kernel's).
  */
 export class Btf {
   readonly header: BtfHeader;
@@ -48,17 +57,20 @@ export class Btf {
   /** The blob as given. */
   readonly raw: Uint8Array;
 
-  private readonly view: DataView;
-  /** Byte offset in `raw` of each own type's record, indexed by id - firstId. */
+  /** Byte offset in `raw` of the type section. */
+  private readonly typeStart: number;
+  /** The type section as native-endian words. */
+  private readonly words: Uint32Array;
+  /** Word index in `words` of each own type's record, indexed by id - firstId. */
   private readonly offsets: Uint32Array;
   private readonly cache: (BtfType | undefined)[];
-  private nameIndex: Map<string, TypeId[]> | undefined;
+  private nameIndex: NameIndex | undefined;
+  private readonly lookups = new Map<string, readonly TypeId[]>();
 
   private constructor(raw: Uint8Array, options: ParseBtfOptions) {
     this.raw = raw;
     this.base = options.base;
-    this.view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    const { header, littleEndian } = parseHeader(this.view);
+    const { header, littleEndian } = parseHeader(raw);
     this.header = header;
     this.littleEndian = littleEndian;
     this.firstId = this.base === undefined ? 1 : this.base.typeCount;
@@ -69,10 +81,27 @@ export class Btf {
       this.base?.strings,
       strStart,
     );
-    this.offsets = this.scanTypes();
-    this.typeCount = this.firstId + this.offsets.length;
-    this.cache = new Array(this.offsets.length);
-    this.validate();
+    this.typeStart = header.hdrLen + header.typeOff;
+    this.words = typeWords(raw, this.typeStart, header.typeLen, littleEndian);
+    const scan = scanTypes(this.words, this.strings.end, this.firstId);
+    this.offsets = scan.offsets.subarray(0, scan.count);
+    this.typeCount = this.firstId + scan.count;
+    this.cache = new Array(scan.count);
+    if (scan.stoppedAt >= 0) {
+      // `this` answers kindNumber for the records before the bad one, all a FUNC check needs.
+      throw describeBadRecord(
+        this,
+        this.words,
+        scan.stoppedAt,
+        this.typeCount,
+        header.typeLen,
+        this.typeStart,
+        this.strings.end,
+      );
+    }
+    // Checks that need the whole section scanned first: ids may refer forward.
+    if (scan.maxRef >= this.typeCount) this.failOnBadRef();
+    for (const index of scan.deferredFuncs) this.checkFunc(index);
   }
 
   /** Parses a BTF blob (raw BTF as in /sys/kernel/btf/*, or an ELF's .BTF section contents). */
@@ -88,8 +117,8 @@ export class Btf {
   /** The BTF_KIND_* number of a type without decoding it. */
   kindNumber(id: TypeId): number {
     if (id === 0) return KIND.UNKN;
-    if (id < this.firstId) return this.base!.kindNumber(id);
-    return infoKind(this.u32(this.recordOffset(id) + 4));
+    if (id < this.firstId && this.base !== undefined && id > 0) return this.base.kindNumber(id);
+    return infoKind(this.words[this.recordOffset(id) + 1]!);
   }
 
   kind(id: TypeId): Kind {
@@ -99,14 +128,14 @@ export class Btf {
   /** The name of a type without decoding the rest of it ('' when anonymous). */
   name(id: TypeId): string {
     if (id === 0) return '';
-    if (id < this.firstId) return this.base!.name(id);
-    return this.strings.get(this.u32(this.recordOffset(id)));
+    if (id < this.firstId && this.base !== undefined && id > 0) return this.base.name(id);
+    return this.strings.get(this.words[this.recordOffset(id)]!);
   }
 
   /** The type with this id, decoded once and cached. */
   type(id: TypeId): BtfType {
     if (id === 0) return VOID;
-    if (id < this.firstId) return this.base!.type(id);
+    if (id < this.firstId && this.base !== undefined && id > 0) return this.base.type(id);
     const index = this.recordIndex(id);
     let t = this.cache[index];
     if (t === undefined) {
@@ -121,12 +150,18 @@ export class Btf {
     for (let id = this.firstId; id < this.typeCount; id++) yield id;
   }
 
-  /** Every type id with this name, base BTF first (the order libbpf's linear searches see). */
+  /**
+   * Every type id with this name, base BTF first (the order libbpf's linear searches see).
+   * Anonymous types have no name: `findByName('')` is empty.
+   */
   findByName(name: string): readonly TypeId[] {
-    const own = this.index().get(name) ?? NO_IDS;
-    if (this.base === undefined) return own;
-    const inBase = this.base.findByName(name);
-    return inBase.length === 0 ? own : own.length === 0 ? inBase : [...inBase, ...own];
+    let ids = this.lookups.get(name);
+    if (ids !== undefined) return ids;
+    const own = name === '' ? NO_IDS : this.index().find(name);
+    const inBase = this.base === undefined ? NO_IDS : this.base.findByName(name);
+    ids = inBase.length === 0 ? own : own.length === 0 ? inBase : Object.freeze([...inBase, ...own]);
+    this.lookups.set(name, ids);
+    return ids;
   }
 
   /** The first type with this name and kind, as btf__find_by_name_kind finds it. */
@@ -138,25 +173,17 @@ export class Btf {
 
   /** The record bytes of one of this BTF's own types (for byte-exact copies). */
   recordBytes(id: TypeId): Uint8Array {
-    const start = this.recordOffset(id);
-    const info = this.u32(start + 4);
-    const end = start + BTF_TYPE_LEN + trailingSize(infoKind(info), infoVlen(info));
-    return this.raw.subarray(start, end);
+    const w = this.recordOffset(id);
+    const info = this.words[w + 1]!;
+    const start = this.typeStart + w * 4;
+    return this.raw.subarray(start, start + BTF_TYPE_LEN + trailingSize(infoKind(info), infoVlen(info)));
   }
 
-  private index(): Map<string, TypeId[]> {
-    if (this.nameIndex !== undefined) return this.nameIndex;
-    const index = new Map<string, TypeId[]>();
-    for (let i = 0; i < this.offsets.length; i++) {
-      const nameOff = this.u32(this.offsets[i]!);
-      if (nameOff === 0) continue;
-      const name = this.strings.get(nameOff);
-      const ids = index.get(name);
-      if (ids === undefined) index.set(name, [this.firstId + i]);
-      else ids.push(this.firstId + i);
+  private index(): NameIndex {
+    if (this.nameIndex === undefined) {
+      this.nameIndex = new NameIndex(this.words, this.offsets, this.firstId, this.strings);
     }
-    this.nameIndex = index;
-    return index;
+    return this.nameIndex;
   }
 
   private recordIndex(id: TypeId): number {
@@ -173,142 +200,59 @@ export class Btf {
     return this.offsets[this.recordIndex(id)]!;
   }
 
-  private u32(off: number): number {
-    return this.view.getUint32(off, this.littleEndian);
+  /** Byte offset in `raw` of a word of the type section, for error messages. */
+  private at(word: number): number {
+    return this.typeStart + word * 4;
   }
 
-  private i32(off: number): number {
-    return this.view.getInt32(off, this.littleEndian);
-  }
-
-  /** btf_parse_type_sec: find every record, checking that it is of a known kind and fits. */
-  private scanTypes(): Uint32Array {
-    const { hdrLen, typeOff, typeLen } = this.header;
-    const start = hdrLen + typeOff;
-    const end = start + typeLen;
-    // Each record is at least 12 bytes, which bounds the count; trimmed to size at the end.
-    let offsets: Uint32Array = new Uint32Array(Math.floor(typeLen / BTF_TYPE_LEN));
-    let n = 0;
-    let p = start;
-    while (p < end) {
-      const id = this.firstId + n;
-      if (p + BTF_TYPE_LEN > end) {
-        throw new ParseError('btf', `truncated type record (${end - p} bytes left in the type section)`, {
-          offset: p,
-          typeId: id,
-        });
-      }
-      const info = this.u32(p + 4);
-      const kind = infoKind(info);
-      const size = trailingSize(kind, infoVlen(info));
-      if (size < 0) throw new ParseError('btf', `unknown kind ${kind}`, { offset: p, typeId: id });
-      if (p + BTF_TYPE_LEN + size > end) {
-        throw new ParseError('btf', 'type record runs past the end of the type section', {
-          offset: p,
-          typeId: id,
-        });
-      }
-      if (n === offsets.length) offsets = grow(offsets);
-      offsets[n++] = p;
-      p += BTF_TYPE_LEN + size;
-    }
-    return offsets.subarray(0, n);
-  }
-
-  /**
-   * btf_validate_type, for every type: names are valid string offsets, referenced type ids exist,
-   * and sizes and vlen are what the kind allows. Checks numbers only, so it stays cheap.
-   */
-  private validate(): void {
+  /** The scan saw a referenced id past the last type: find the first such reference and name it. */
+  private failOnBadRef(): never {
+    const w = this.words;
     const count = this.typeCount;
-    const strings = this.strings;
     for (let i = 0; i < this.offsets.length; i++) {
       const p = this.offsets[i]!;
-      const id = this.firstId + i;
-      const nameOff = this.u32(p);
-      const info = this.u32(p + 4);
-      const sizeOrType = this.u32(p + 8);
-      const kind = infoKind(info);
-      const vlen = infoVlen(info);
-      const fail = (what: string, at = p): never => {
-        throw new ParseError('btf', what, { offset: at, typeId: id });
-      };
-      const checkName = (off: number, at: number) => {
-        if (!strings.has(off)) fail(`string offset ${off} out of range (strings end at ${strings.end})`, at);
-      };
-      const checkId = (ref: number, at: number) => {
-        if (ref >= count) fail(`refers to type [${ref}], but the last type is [${count - 1}]`, at);
-      };
-      checkName(nameOff, p);
-      const q = p + BTF_TYPE_LEN;
-      switch (kind) {
-        case KIND.INT: {
-          const bits = this.u32(q);
-          const nrBits = bits & 0xff;
-          const bitOffset = (bits >>> 16) & 0xff;
-          if (sizeOrType > 16) fail(`INT size ${sizeOrType} is larger than 16 bytes`);
-          if (nrBits + bitOffset > sizeOrType * 8) fail(`INT bits ${nrBits}+${bitOffset} exceed its size`);
-          break;
+      for (const ref of refWords(w, p)) {
+        if (w[ref]! >= count) {
+          throw new ParseError('btf', `refers to type [${w[ref]}], but the last type is [${count - 1}]`, {
+            offset: this.at(ref),
+            typeId: this.firstId + i,
+          });
         }
-        case KIND.PTR:
-        case KIND.TYPEDEF:
-        case KIND.VOLATILE:
-        case KIND.CONST:
-        case KIND.RESTRICT:
-        case KIND.FUNC:
-        case KIND.TYPE_TAG:
-        case KIND.VAR:
-          checkId(sizeOrType, p + 8);
-          break;
-        case KIND.DECL_TAG:
-          checkId(sizeOrType, p + 8);
-          if (this.i32(q) < -1) fail(`DECL_TAG component index ${this.i32(q)} is below -1`, q);
-          break;
-        case KIND.ARRAY:
-          checkId(this.u32(q), q);
-          checkId(this.u32(q + 4), q + 4);
-          break;
-        case KIND.STRUCT:
-        case KIND.UNION:
-          for (let j = 0, m = q; j < vlen; j++, m += 12) {
-            checkName(this.u32(m), m);
-            checkId(this.u32(m + 4), m + 4);
-          }
-          break;
-        case KIND.ENUM:
-        case KIND.ENUM64:
-          for (let j = 0, m = q, step = kind === KIND.ENUM ? 8 : 12; j < vlen; j++, m += step) {
-            checkName(this.u32(m), m);
-          }
-          break;
-        case KIND.FUNC_PROTO:
-          checkId(sizeOrType, p + 8);
-          for (let j = 0, m = q; j < vlen; j++, m += 8) {
-            checkName(this.u32(m), m);
-            checkId(this.u32(m + 4), m + 4);
-          }
-          break;
-        case KIND.DATASEC:
-          for (let j = 0, m = q; j < vlen; j++, m += 12) checkId(this.u32(m), m);
-          break;
-        default:
-          break;
       }
+    }
+    throw new ParseError('btf', 'refers to a type past the last one', {});
+  }
+
+  /** btf_validate_type: a FUNC's type must be a FUNC_PROTO (CO-RE and the verifier rely on it). */
+  private checkFunc(index: number): void {
+    const p = this.offsets[index]!;
+    const proto = this.words[p + 2]!;
+    const kind = this.kindNumber(proto);
+    if (kind !== KIND.FUNC_PROTO) {
+      throw new ParseError(
+        'btf',
+        `FUNC refers to type [${proto}], ${kindLabel(proto, kind)}, not a FUNC_PROTO`,
+        {
+          offset: this.at(p + 2),
+          typeId: this.firstId + index,
+        },
+      );
     }
   }
 
   private decode(id: TypeId, p: number): BtfType {
-    const nameOff = this.u32(p);
-    const info = this.u32(p + 4);
-    const sizeOrType = this.u32(p + 8);
+    const w = this.words;
+    const strings = this.strings;
+    const info = w[p + 1]!;
+    const sizeOrType = w[p + 2]!;
     const kind = infoKind(info);
     const vlen = infoVlen(info);
-    const kindFlag = infoKindFlag(info);
-    const name = this.strings.get(nameOff);
-    const q = p + BTF_TYPE_LEN;
+    const kindFlag = info >>> 31 === 1;
+    const name = strings.get(w[p]!);
+    const q = p + 3;
     switch (kind) {
       case KIND.INT: {
-        const bits = this.u32(q);
+        const bits = w[q]!;
         return {
           kind: 'int',
           id,
@@ -328,53 +272,35 @@ export class Btf {
       case KIND.TYPE_TAG:
         return { kind: KIND_BY_NUMBER[kind] as 'ptr', id, name, kindFlag, type: sizeOrType };
       case KIND.ARRAY:
-        return {
-          kind: 'array',
-          id,
-          name,
-          kindFlag,
-          type: this.u32(q),
-          indexType: this.u32(q + 4),
-          nelems: this.u32(q + 8),
-        };
+        return { kind: 'array', id, name, kindFlag, type: w[q]!, indexType: w[q + 1]!, nelems: w[q + 2]! };
       case KIND.STRUCT:
       case KIND.UNION: {
         const members: Member[] = new Array(vlen);
-        for (let j = 0, m = q; j < vlen; j++, m += 12) {
-          const offset = this.u32(m + 8);
+        for (let j = 0, m = q; j < vlen; j++, m += 3) {
+          const offset = w[m + 2]!;
           members[j] = {
-            name: this.strings.get(this.u32(m)),
-            type: this.u32(m + 4),
+            name: strings.get(w[m]!),
+            type: w[m + 1]!,
             bitOffset: kindFlag ? offset & 0xffffff : offset,
             bitfieldSize: kindFlag ? offset >>> 24 : 0,
           };
         }
-        return {
-          kind: kind === KIND.STRUCT ? 'struct' : 'union',
-          id,
-          name,
-          kindFlag,
-          size: sizeOrType,
-          members,
-        };
+        const k = kind === KIND.STRUCT ? 'struct' : 'union';
+        return { kind: k, id, name, kindFlag, size: sizeOrType, members };
       }
       case KIND.ENUM: {
         const values: EnumValue[] = new Array(vlen);
-        for (let j = 0, m = q; j < vlen; j++, m += 8) {
-          values[j] = {
-            name: this.strings.get(this.u32(m)),
-            value: BigInt(kindFlag ? this.i32(m + 4) : this.u32(m + 4)),
-          };
+        for (let j = 0, m = q; j < vlen; j++, m += 2) {
+          const v = w[m + 1]!;
+          values[j] = { name: strings.get(w[m]!), value: BigInt(kindFlag ? v | 0 : v) };
         }
         return { kind: 'enum', id, name, kindFlag, size: sizeOrType, signed: kindFlag, values };
       }
       case KIND.ENUM64: {
         const values: EnumValue[] = new Array(vlen);
-        for (let j = 0, m = q; j < vlen; j++, m += 12) {
-          const lo = BigInt(this.u32(m + 4));
-          const hi = BigInt(this.u32(m + 8));
-          const raw = (hi << 32n) | lo;
-          values[j] = { name: this.strings.get(this.u32(m)), value: kindFlag ? BigInt.asIntN(64, raw) : raw };
+        for (let j = 0, m = q; j < vlen; j++, m += 3) {
+          const raw = (BigInt(w[m + 2]!) << 32n) | BigInt(w[m + 1]!);
+          values[j] = { name: strings.get(w[m]!), value: kindFlag ? BigInt.asIntN(64, raw) : raw };
         }
         return { kind: 'enum64', id, name, kindFlag, size: sizeOrType, signed: kindFlag, values };
       }
@@ -392,13 +318,13 @@ export class Btf {
         };
       case KIND.FUNC_PROTO: {
         const params: Param[] = new Array(vlen);
-        for (let j = 0, m = q; j < vlen; j++, m += 8) {
-          params[j] = { name: this.strings.get(this.u32(m)), type: this.u32(m + 4) };
+        for (let j = 0, m = q; j < vlen; j++, m += 2) {
+          params[j] = { name: strings.get(w[m]!), type: w[m + 1]! };
         }
         return { kind: 'func_proto', id, name, kindFlag, returnType: sizeOrType, params };
       }
       case KIND.VAR: {
-        const linkage = this.u32(q);
+        const linkage = w[q]!;
         return {
           kind: 'var',
           id,
@@ -411,38 +337,405 @@ export class Btf {
       }
       case KIND.DATASEC: {
         const vars: VarSecinfo[] = new Array(vlen);
-        for (let j = 0, m = q; j < vlen; j++, m += 12) {
-          vars[j] = { type: this.u32(m), offset: this.u32(m + 4), size: this.u32(m + 8) };
+        for (let j = 0, m = q; j < vlen; j++, m += 3) {
+          vars[j] = { type: w[m]!, offset: w[m + 1]!, size: w[m + 2]! };
         }
         return { kind: 'datasec', id, name, kindFlag, size: sizeOrType, vars };
       }
       case KIND.FLOAT:
         return { kind: 'float', id, name, kindFlag, size: sizeOrType };
       case KIND.DECL_TAG:
-        return { kind: 'decl_tag', id, name, kindFlag, type: sizeOrType, componentIdx: this.i32(q) };
+        return { kind: 'decl_tag', id, name, kindFlag, type: sizeOrType, componentIdx: w[q]! | 0 };
       default:
         // scanTypes admitted only known kinds.
-        throw new ParseError('btf', `unknown kind ${kind}`, { offset: p, typeId: id });
+        throw new ParseError('btf', `unknown kind ${kind}`, { offset: this.at(p), typeId: id });
     }
   }
+}
+
+function kindLabel(id: TypeId, kind: number): string {
+  return id === 0 ? 'void' : `a ${KIND_NAMES[kind]}`;
 }
 
 const VOID: BtfType = Object.freeze({ kind: 'void', id: 0, name: '', kindFlag: false }) as BtfType;
 const NO_IDS: readonly TypeId[] = Object.freeze([]);
 
-function grow(a: Uint32Array): Uint32Array {
-  const b = new Uint32Array(a.length * 2 + 16);
-  b.set(a);
-  return b;
+/** The type section as native-endian u32 words: a view when possible, else an (aligned, swapped) copy. */
+function typeWords(raw: Uint8Array, start: number, len: number, littleEndian: boolean): Uint32Array {
+  const n = len >>> 2;
+  const byteOffset = raw.byteOffset + start;
+  if (littleEndian === HOST_LITTLE_ENDIAN) {
+    if (byteOffset % 4 === 0) return new Uint32Array(raw.buffer, byteOffset, n);
+    const copy = new Uint32Array(n);
+    new Uint8Array(copy.buffer).set(raw.subarray(start, start + n * 4));
+    return copy;
+  }
+  // The other byte order: read each word as the blob stores it.
+  const copy = new Uint32Array(n);
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  for (let i = 0, b = start; i < n; i++, b += 4) copy[i] = view.getUint32(b, littleEndian);
+  return copy;
+}
+
+/** What `scanTypes` found: record starts, and where it stopped if a record failed a check. */
+interface Scan {
+  /** Word index of each record, filled up to `count`. */
+  offsets: Uint32Array;
+  count: number;
+  /** Word index of the record that failed a check, or -1 if the whole section was read. */
+  stoppedAt: number;
+  /** The largest type id any record refers to (checked once the count is known). */
+  maxRef: number;
+  /** Records of FUNCs whose FUNC_PROTO comes later or lives in the base, checked afterwards. */
+  deferredFuncs: number[];
+}
+
+/**
+ * btf_parse_type_sec and btf_sanity_check in one pass over the words of the type section: finds
+ * every record and checks that it is of a known kind and fits, that its names are valid string
+ * offsets, the kernel's cheap per-kind limits, and that a FUNC refers to a FUNC_PROTO. It only
+ * notices a bad record and stops there; `describeBadRecord` then says what is wrong. Keeping error
+ * reporting out of this loop keeps it small, which is what makes it fast in a fresh process: V8
+ * optimizes a small loop soon after it starts, a large one only after the parse is over.
+ */
+function scanTypes(w: Uint32Array, strEnd: number, firstId: number): Scan {
+  const nWords = w.length;
+  // Each record is at least 3 words, which bounds the count.
+  const offsets = new Uint32Array(Math.floor(nWords / 3));
+  const deferredFuncs: number[] = [];
+  let n = 0;
+  let p = 0;
+  let maxRef = 0;
+  let stoppedAt = -1;
+  scan: while (p < nWords) {
+    if (p + 3 > nWords || w[p]! >= strEnd) {
+      stoppedAt = p;
+      break;
+    }
+    const info = w[p + 1]!;
+    const sizeOrType = w[p + 2]!;
+    const kind = (info >>> 24) & 0x1f;
+    const vlen = info & 0xffff;
+    const q = p + 3;
+    let next = q;
+    switch (kind) {
+      case KIND.PTR:
+      case KIND.TYPEDEF:
+      case KIND.VOLATILE:
+      case KIND.CONST:
+      case KIND.RESTRICT:
+      case KIND.TYPE_TAG:
+        if (sizeOrType > maxRef) maxRef = sizeOrType;
+        break;
+      case KIND.FUNC: {
+        const proto = sizeOrType - firstId;
+        if (proto >= 0 && proto < n) {
+          if (((w[offsets[proto]! + 1]! >>> 24) & 0x1f) !== KIND.FUNC_PROTO) stoppedAt = p;
+        } else if (sizeOrType === 0) stoppedAt = p;
+        else deferredFuncs.push(n);
+        if (sizeOrType > maxRef) maxRef = sizeOrType;
+        break;
+      }
+      case KIND.FWD:
+      case KIND.FLOAT:
+        break;
+      case KIND.INT: {
+        next = q + 1;
+        if (next > nWords) break;
+        const bits = w[q]!;
+        if (sizeOrType > 16 || (bits & 0xff) + ((bits >>> 16) & 0xff) > sizeOrType * 8) stoppedAt = p;
+        break;
+      }
+      case KIND.VAR:
+        next = q + 1;
+        if (sizeOrType > maxRef) maxRef = sizeOrType;
+        break;
+      case KIND.DECL_TAG:
+        next = q + 1;
+        if (next > nWords) break;
+        if (sizeOrType > maxRef) maxRef = sizeOrType;
+        if ((w[q]! | 0) < -1) stoppedAt = p;
+        break;
+      case KIND.ARRAY:
+        next = q + 3;
+        if (next > nWords) break;
+        if (w[q]! > maxRef) maxRef = w[q]!;
+        if (w[q + 1]! > maxRef) maxRef = w[q + 1]!;
+        break;
+      case KIND.STRUCT:
+      case KIND.UNION:
+        next = q + 3 * vlen;
+        if (next > nWords) break;
+        for (let m = q; m < next; m += 3) {
+          if (w[m]! >= strEnd) stoppedAt = p;
+          if (w[m + 1]! > maxRef) maxRef = w[m + 1]!;
+        }
+        break;
+      case KIND.ENUM:
+        next = q + 2 * vlen;
+        if (next > nWords) break;
+        for (let m = q; m < next; m += 2) if (w[m]! >= strEnd) stoppedAt = p;
+        break;
+      case KIND.ENUM64:
+        next = q + 3 * vlen;
+        if (next > nWords) break;
+        for (let m = q; m < next; m += 3) if (w[m]! >= strEnd) stoppedAt = p;
+        break;
+      case KIND.FUNC_PROTO:
+        next = q + 2 * vlen;
+        if (next > nWords) break;
+        if (sizeOrType > maxRef) maxRef = sizeOrType;
+        for (let m = q; m < next; m += 2) {
+          if (w[m]! >= strEnd) stoppedAt = p;
+          if (w[m + 1]! > maxRef) maxRef = w[m + 1]!;
+        }
+        break;
+      case KIND.DATASEC:
+        next = q + 3 * vlen;
+        if (next > nWords) break;
+        for (let m = q; m < next; m += 3) if (w[m]! > maxRef) maxRef = w[m]!;
+        break;
+      default:
+        stoppedAt = p;
+        break scan;
+    }
+    if (next > nWords || stoppedAt >= 0) {
+      stoppedAt = p;
+      break;
+    }
+    offsets[n++] = p;
+    p = next;
+  }
+  return { offsets, count: n, stoppedAt, maxRef, deferredFuncs };
+}
+
+/**
+ * A tiny type section with one record of every kind, scanned once when this module loads. A fresh
+ * process runs `scanTypes` unoptimized at first; V8 optimizes it for the paths it has seen run, and
+ * a kernel's first DATASEC or DECL_TAG comes after ~100k records, so without this the optimized
+ * code would be thrown away and rebuilt mid-parse (measured: +10 ms on a kernel's BTF).
+ */
+function primeScan(): void {
+  const words: number[] = [];
+  // FUNC_PROTO first (id 1) so that the FUNC after it passes the FUNC_PROTO check.
+  const kinds = [KIND.FUNC_PROTO, ...Array.from({ length: MAX_KIND }, (_, i) => i + 1)];
+  for (const kind of kinds) {
+    words.push(0, ((kind << 24) | 1) >>> 0, kind === KIND.INT ? 4 : 1);
+    const trailing = trailingSize(kind, 1) / 4;
+    for (let i = 0; i < trailing; i++) words.push(kind === KIND.INT ? 32 : 0);
+  }
+  // V8 allocates the feedback that optimization relies on only after a function has run a while.
+  const primer = Uint32Array.from(words);
+  for (let i = 0; i < 30; i++) scanTypes(primer, 1, 1);
+}
+primeScan();
+
+/**
+ * The slow path of `scanTypes`: says what is wrong with the record at word `p` (the one the scan
+ * stopped at), as a ParseError naming its type id and the byte offset of the offending field.
+ */
+function describeBadRecord(
+  btf: { kindNumber(id: TypeId): number },
+  w: Uint32Array,
+  p: number,
+  id: TypeId,
+  typeLen: number,
+  typeStart: number,
+  strEnd: number,
+): ParseError {
+  const fail = (what: string, word: number) =>
+    new ParseError('btf', what, { offset: typeStart + word * 4, typeId: id });
+  const badName = (word: number) =>
+    fail(`string offset ${w[word]} out of range (strings end at ${strEnd})`, word);
+  // libbpf: "BTF types data is malformed" — bytes left over that cannot hold a record.
+  if (p + 3 > w.length)
+    return fail(`truncated type record (${typeLen - p * 4} bytes left in the type section)`, p);
+  const info = w[p + 1]!;
+  const sizeOrType = w[p + 2]!;
+  const kind = infoKind(info);
+  const vlen = infoVlen(info);
+  const size = trailingSize(kind, vlen);
+  if (size < 0) return fail(`unknown kind ${kind}`, p);
+  const q = p + 3;
+  const next = q + size / 4;
+  if (next > w.length) return fail('type record runs past the end of the type section', p);
+  if (w[p]! >= strEnd) return badName(p);
+  switch (kind) {
+    case KIND.INT: {
+      const bits = w[q]!;
+      const nrBits = bits & 0xff;
+      const bitOffset = (bits >>> 16) & 0xff;
+      if (sizeOrType > 16) return fail(`INT size ${sizeOrType} is larger than 16 bytes`, p + 2);
+      if (nrBits + bitOffset > sizeOrType * 8)
+        return fail(`INT bits ${nrBits}+${bitOffset} exceed its size`, q);
+      break;
+    }
+    case KIND.DECL_TAG:
+      if ((w[q]! | 0) < -1) return fail(`DECL_TAG component index ${w[q]! | 0} is below -1`, q);
+      break;
+    case KIND.FUNC: {
+      const protoKind = btf.kindNumber(sizeOrType);
+      if (protoKind !== KIND.FUNC_PROTO) {
+        return fail(
+          `FUNC refers to type [${sizeOrType}], ${kindLabel(sizeOrType, protoKind)}, not a FUNC_PROTO`,
+          p + 2,
+        );
+      }
+      break;
+    }
+    case KIND.STRUCT:
+    case KIND.UNION:
+    case KIND.ENUM64:
+      for (let m = q; m < next; m += 3) if (w[m]! >= strEnd) return badName(m);
+      break;
+    case KIND.ENUM:
+    case KIND.FUNC_PROTO:
+      for (let m = q; m < next; m += 2) if (w[m]! >= strEnd) return badName(m);
+      break;
+    default:
+      break;
+  }
+  return fail('type record is malformed', p);
+}
+
+/** Word indices of the type ids a record refers to (for the slow path that names a bad one). */
+function refWords(w: Uint32Array, p: number): number[] {
+  const info = w[p + 1]!;
+  const kind = infoKind(info);
+  const vlen = infoVlen(info);
+  const q = p + 3;
+  const refs: number[] = [];
+  switch (kind) {
+    case KIND.PTR:
+    case KIND.TYPEDEF:
+    case KIND.VOLATILE:
+    case KIND.CONST:
+    case KIND.RESTRICT:
+    case KIND.FUNC:
+    case KIND.TYPE_TAG:
+    case KIND.VAR:
+    case KIND.DECL_TAG:
+      refs.push(p + 2);
+      break;
+    case KIND.ARRAY:
+      refs.push(q, q + 1);
+      break;
+    case KIND.STRUCT:
+    case KIND.UNION:
+      for (let j = 0; j < vlen; j++) refs.push(q + 3 * j + 1);
+      break;
+    case KIND.FUNC_PROTO:
+      refs.push(p + 2);
+      for (let j = 0; j < vlen; j++) refs.push(q + 2 * j + 1);
+      break;
+    case KIND.DATASEC:
+      for (let j = 0; j < vlen; j++) refs.push(q + 3 * j);
+      break;
+    default:
+      break;
+  }
+  return refs;
+}
+
+/** How many distinct names `NameIndex` looks up by searching the string bytes before it hashes them all. */
+const SEARCHES_BEFORE_HASHING = 8;
+
+/**
+ * Name → ids for one BTF's own types, without decoding names into JS strings (decoding ~100k
+ * kernel names would cost more than the whole parse). The first few lookups search the string
+ * section's bytes for the name (a native memmem, ~1 ms for a kernel) and then the records for
+ * those name offsets, as libbpf's linear btf__find_by_name does. When lookups keep coming, it
+ * hashes every type name's bytes once (~5 ms for a kernel) and answers from the hash table.
+ */
+class NameIndex {
+  private byName: ChainedIndex | undefined;
+  private searches = 0;
+
+  constructor(
+    private readonly words: Uint32Array,
+    private readonly offsets: Uint32Array,
+    private readonly firstId: number,
+    private readonly strings: StringTable,
+  ) {}
+
+  find(name: string): readonly TypeId[] {
+    const query = utf8.encode(name);
+    if (query.includes(0)) return NO_IDS;
+    const ids: TypeId[] = [];
+    const { words, offsets, firstId, strings } = this;
+    if (this.byName === undefined && this.searches++ < SEARCHES_BEFORE_HASHING) {
+      // Several offsets may hold the name: a string section need not be deduplicated.
+      const found = strings.findAll(query);
+      if (found.length === 0) return NO_IDS;
+      const first = found[0]!;
+      for (let i = 0; i < offsets.length; i++) {
+        const nameOff = words[offsets[i]!]!;
+        if (nameOff === first || (found.length > 1 && found.includes(nameOff))) ids.push(firstId + i);
+      }
+    } else {
+      if (this.byName === undefined) {
+        this.byName = new ChainedIndex(offsets.length, (i) => {
+          const nameOff = words[offsets[i]!]!;
+          return nameOff === 0 ? -1 : strings.hashAt(nameOff);
+        });
+      }
+      this.byName.each(hashBytes(query, 0, query.length), (i) => {
+        if (strings.equalsAt(words[offsets[i]!]!, query)) ids.push(firstId + i);
+      });
+    }
+    return ids.length === 0 ? NO_IDS : Object.freeze(ids);
+  }
+}
+
+/** A hash table from a 32-bit key to record indices, chained through typed arrays. */
+class ChainedIndex {
+  private readonly heads: Int32Array;
+  private readonly next: Int32Array;
+  private readonly keys: Uint32Array;
+  private readonly mask: number;
+
+  /** `keyOf(i)` is record i's key, or -1 to leave it out. */
+  constructor(n: number, keyOf: (i: number) => number) {
+    let size = 16;
+    while (size < n * 2) size *= 2;
+    this.mask = size - 1;
+    this.heads = new Int32Array(size).fill(-1);
+    this.next = new Int32Array(n);
+    this.keys = new Uint32Array(n);
+    // Backwards, so that each chain lists records in ascending order.
+    for (let i = n - 1; i >= 0; i--) {
+      const key = keyOf(i);
+      if (key < 0) continue;
+      this.keys[i] = key;
+      const slot = key & this.mask;
+      this.next[i] = this.heads[slot]!;
+      this.heads[slot] = i;
+    }
+  }
+
+  /** Calls `fn` for every record with this key, in ascending order (and maybe a few others). */
+  each(key: number, fn: (i: number) => void): void {
+    for (let i = this.heads[key & this.mask]!; i >= 0; i = this.next[i]!) if (this.keys[i] === key) fn(i);
+  }
+}
+
+const utf8 = new TextEncoder();
+
+/** FNV-1a over bytes [start, end). */
+export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
 }
 
 /** btf_parse_hdr: magic (and so byte order), version, and section bounds. */
-function parseHeader(view: DataView): { header: BtfHeader; littleEndian: boolean } {
-  if (view.byteLength < BTF_HEADER_LEN) {
-    throw new ParseError('btf', `truncated header: ${view.byteLength} bytes, need ${BTF_HEADER_LEN}`, {
+function parseHeader(raw: Uint8Array): { header: BtfHeader; littleEndian: boolean } {
+  if (raw.byteLength < BTF_HEADER_LEN) {
+    throw new ParseError('btf', `truncated header: ${raw.byteLength} bytes, need ${BTF_HEADER_LEN}`, {
       offset: 0,
     });
   }
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   let littleEndian: boolean;
   if (view.getUint16(0, true) === BTF_MAGIC) littleEndian = true;
   else if (view.getUint16(0, false) === BTF_MAGIC) littleEndian = false;
@@ -470,16 +763,12 @@ function parseHeader(view: DataView): { header: BtfHeader; littleEndian: boolean
       offset: 4,
     });
   }
-  if (header.hdrLen > view.byteLength) {
-    throw new ParseError(
-      'btf',
-      `header length ${header.hdrLen} exceeds the data (${view.byteLength} bytes)`,
-      {
-        offset: 4,
-      },
-    );
+  if (header.hdrLen > raw.byteLength) {
+    throw new ParseError('btf', `header length ${header.hdrLen} exceeds the data (${raw.byteLength} bytes)`, {
+      offset: 4,
+    });
   }
-  const dataLen = view.byteLength - header.hdrLen;
+  const dataLen = raw.byteLength - header.hdrLen;
   if (header.strOff + header.strLen > dataLen) {
     throw new ParseError(
       'btf',
@@ -488,10 +777,16 @@ function parseHeader(view: DataView): { header: BtfHeader; littleEndian: boolean
     );
   }
   if (header.typeOff + header.typeLen > header.strOff) {
-    throw new ParseError('btf', 'type section overlaps or follows the string section', { offset: 8 });
+    throw new ParseError(
+      'btf',
+      `type section (offset ${header.typeOff}, ${header.typeLen} bytes) overlaps or follows the string section (offset ${header.strOff})`,
+      { offset: 8 },
+    );
   }
   if (header.typeOff % 4 !== 0) {
-    throw new ParseError('btf', 'type section is not aligned to 4 bytes', { offset: 8 });
+    throw new ParseError('btf', `type section offset ${header.typeOff} is not aligned to 4 bytes`, {
+      offset: 8,
+    });
   }
   return { header, littleEndian };
 }

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { ParseError } from '../errors.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -15,6 +16,7 @@ export class StringTable {
   private ascii: string | undefined;
   private readonly decoded = new Map<number, string>();
   private readonly base: StringTable | undefined;
+  private reverse: Map<string, number> | undefined;
 
   constructor(bytes: Uint8Array, base: StringTable | undefined, fileOffset: number) {
     this.bytes = bytes;
@@ -25,6 +27,11 @@ export class StringTable {
     if (bytes.length === 0) {
       if (base === undefined) throw new ParseError('btf', 'string section is empty', { offset: fileOffset });
       return;
+    }
+    if (bytes.length - 1 > BTF_MAX_STR_OFFSET) {
+      throw new ParseError('btf', `string section of ${bytes.length} bytes is larger than BTF allows`, {
+        offset: fileOffset,
+      });
     }
     if (bytes[bytes.length - 1] !== 0) {
       throw new ParseError('btf', 'string section does not end with NUL', {
@@ -73,16 +80,71 @@ export class StringTable {
     return this.bytes.subarray(local, this.bytes.indexOf(0, local));
   }
 
+  /** FNV-1a hash of the bytes of the string at `off` (as `hashBytes` computes it), without decoding. */
+  hashAt(off: number): number {
+    if (off < this.start) return this.base!.hashAt(off);
+    const b = this.bytes;
+    let h = 0x811c9dc5;
+    for (let i = off - this.start; b[i] !== 0; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+    return h >>> 0;
+  }
+
+  /** Whether the string at `off` has exactly these (UTF-8) bytes. */
+  equalsAt(off: number, query: Uint8Array): boolean {
+    if (off < this.start) return this.base!.equalsAt(off, query);
+    const b = this.bytes;
+    const local = off - this.start;
+    const n = query.length;
+    if (local + n >= b.length) return false;
+    for (let i = 0; i < n; i++) if (b[local + i] !== query[i]) return false;
+    return b[local + n] === 0;
+  }
+
+  /**
+   * Every offset (this table's and its base's, base first) whose string is exactly `query` (UTF-8,
+   * without NUL): each place `query` followed by NUL occurs, also inside a longer string, since a
+   * name may point at the tail of another. A native byte search, ~1 ms for a kernel's strings.
+   */
+  findAll(query: Uint8Array): number[] {
+    const found = this.base === undefined ? [] : this.base.findAll(query);
+    if (this.bytes.length === 0) return found;
+    const b = this.bytes;
+    const haystack = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    const needle = new Uint8Array(query.length + 1);
+    needle.set(query);
+    for (let i = haystack.indexOf(needle); i >= 0; i = haystack.indexOf(needle, i + 1)) {
+      found.push(this.start + i);
+    }
+    return found;
+  }
+
+  /**
+   * The offset of a string equal to `s` in this table or its base (base first, as libbpf's
+   * btf__find_str looks), or undefined. The first call maps the whole table.
+   */
+  find(s: string): number | undefined {
+    const inBase = this.base?.find(s);
+    if (inBase !== undefined) return inBase;
+    if (this.reverse === undefined) {
+      const reverse = new Map<string, number>();
+      const b = this.bytes;
+      for (let i = 0; i < b.length; ) {
+        const end = b.indexOf(0, i);
+        const str = this.get(this.start + i);
+        if (!reverse.has(str)) reverse.set(str, this.start + i);
+        i = end + 1;
+      }
+      this.reverse = reverse;
+    }
+    return this.reverse.get(s);
+  }
+
   private decodeAll(): void {
     const b = this.bytes;
-    let ascii = true;
-    for (let i = 0; i < b.length; i++) {
-      if (b[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
     // '' marks "not ASCII: decode per string" (a real ASCII table always holds at least one NUL).
-    this.ascii = ascii ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : '';
+    this.ascii = isAscii(b) ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : '';
   }
 }
+
+/** libbpf's BTF_MAX_STR_OFFSET: the largest string offset libbpf accepts. */
+const BTF_MAX_STR_OFFSET = 0x7fffffff;
