@@ -53,14 +53,17 @@ describe('resolveSize', () => {
     // [1] typedef a -> [2] typedef b -> [1]; [3] array of [3]; [4] const -> [1].
     b2.typedef('a', 2);
     b2.typedef('b', 1);
-    b2.array(3, 3, 2);
+    b2.array(3, 3, 1);
     b2.const(1);
+    // An array of itself with 2 elements doubles 32 times: libbpf says E2BIG before it says loop.
+    b2.array(5, 5, 2);
     const parsed = Btf.parse(b2.encode());
     for (const id of [1, 2, 3, 4]) {
       expect(expectParseError(() => resolveSize(parsed, id), { typeId: id }).reason).toMatch(
         /loop in type chain/,
       );
     }
+    expect(expectParseError(() => resolveSize(parsed, 5), { typeId: 5 }).reason).toMatch(/32 bits/);
   });
 
   it('reports sizes past 32 bits, as libbpf does (E2BIG)', () => {
