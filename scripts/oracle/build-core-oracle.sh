@@ -12,6 +12,11 @@ out="$repo/build/oracle"
 bin="$out/core-oracle"
 cc=${CC:-$(command -v clang || command -v clang-19 || command -v cc)}
 
+# Test workers may call this at the same time: one builds, the others wait for it.
+mkdir -p "$repo/build"
+exec 9>"$repo/build/.core-oracle.lock"
+command -v flock >/dev/null && flock 9
+
 if [[ ! -f $libbpf/lib/libbpf.a || ! -f $libbpf/link-flags || ! -f $libbpf/lib/libglibc-compat.a ]]; then
   bash "$repo/scripts/oracle/build.sh" >&2
 fi
