@@ -2,12 +2,13 @@
 // enum values from `bpftool btf dump file /sys/kernel/btf/vmlinux`, and fixtures whose outcome is
 // known by construction (a field no kernel has, a type no kernel has, an ambiguous target BTF).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Elf } from '../elf/elf.js';
 import {
   type OracleError,
   type OraclePatched,
@@ -84,9 +85,11 @@ describe.skipIf(!usable)('libbpf CO-RE oracle', () => {
   }
 
   let kinds: OracleReport;
+  let kindsObject = '';
   beforeAll(async () => {
     dump = (await execa('bpftool', ['btf', 'dump', 'file', vmlinux], { maxBuffer: 1 << 30 })).stdout;
-    kinds = await runCoreOracleReport(await compile('kinds'), vmlinux, { insns: true });
+    kindsObject = await compile('kinds');
+    kinds = await runCoreOracleReport(kindsObject, vmlinux, { insns: true });
   });
 
   function relo(section: string, index: number): OracleRelocation {
@@ -169,6 +172,29 @@ describe.skipIf(!usable)('libbpf CO-RE oracle', () => {
     expect(r.candidates?.map((c) => c.matching)).toEqual([true, true]);
     expect(report.done).toMatchObject({ prepare: -22, stage: 'core', error: r.message });
     expect(await runCoreOracle(await compile('ambiguous'), target)).toEqual(report.relocations);
+  });
+
+  it('an instruction whose value does not match its relocation is an error', async () => {
+    // byte_off relo #0 reads task_struct.pid, local offset 0: make its instruction's imm 5.
+    const pid = patched('raw_tp/sys_enter', 0);
+    const bytes = readFileSync(kindsObject);
+    const text = Elf.parse(new Uint8Array(bytes)).sectionHeader('raw_tp/sys_enter')!;
+    bytes.writeInt32LE(5, text.offset + pid.insn! * 8 + 4);
+    const broken = join(work, 'kinds-broken.o');
+    writeFileSync(broken, bytes);
+    const report = await runCoreOracleReport(broken, vmlinux);
+    expect(report.relocations).toHaveLength(1);
+    expect(report.relocations[0]).toMatchObject({
+      section: 'raw_tp/sys_enter',
+      index: 0,
+      function: 'kinds',
+      insn: pid.insn,
+      kind: 'byte_off',
+      result: 'error',
+      message: `unexpected insn #${pid.insn} (ALU/ALU64) value: got 5, exp 0 -> ${pid.new}`,
+      errorCode: '-EINVAL',
+    });
+    expect(report.done).toMatchObject({ prepare: -22, stage: 'core' });
   });
 
   it('a missing target BTF fails in the CO-RE stage', async () => {
