@@ -1,0 +1,587 @@
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isCorematrixError, isParseError } from '../errors.js';
+import { Btf } from './btf.js';
+import { cHeader, writeCHeader } from './dump-c.js';
+import type { CompositeType, TypeId } from './types.js';
+import { BTF_MAGIC, KIND, makeInfo } from './wire.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = join(here, '..', '..');
+const fixtures = join(here, 'testdata-c');
+const work = mkdtempSync(join(tmpdir(), 'dump-c-'));
+afterAll(() => process.env.KEEP_DUMP_C === undefined && rmSync(work, { recursive: true, force: true }));
+
+// ---- Tools ----------------------------------------------------------------------------------------
+
+function run(cmd: string, args: string[], cwd = work): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 256 << 20 });
+  if (r.error !== undefined) throw r.error;
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${(r.stderr ?? '').slice(0, 4000)}`);
+  }
+  return r.stdout;
+}
+
+/** Compiles a BPF C file and returns its .BTF section as clang wrote it. */
+function btfOfObject(object: string): Btf {
+  const out = `${object}.btf`;
+  run('llvm-objcopy-19', [`--dump-section`, `.BTF=${out}`, object, join(work, 'discard.o')]);
+  return Btf.parse(new Uint8Array(readFileSync(out)));
+}
+
+function compileBpf(source: string, object: string, extra: string[] = []): void {
+  run('clang-19', ['-target', 'bpf', '-O2', '-g', '-Werror', ...extra, '-c', source, '-o', object]);
+}
+
+function fixtureBtf(name: string): Btf {
+  const object = join(work, `${name}.o`);
+  compileBpf(join(fixtures, `${name}.bpf.c`), object);
+  return btfOfObject(object);
+}
+
+// ---- Header generation and layout checks ----------------------------------------------------------
+
+interface Generated {
+  header: string;
+  /** Every named struct/union/enum/typedef definition written, by type id. */
+  defs: Map<TypeId, string>;
+}
+
+function generate(btf: Btf, options: Parameters<typeof writeCHeader>[2] = {}): Generated {
+  const defs = new Map<TypeId, string>();
+  const header = cHeader(btf, { ...options, onDefinition: (id, spelling) => defs.set(id, spelling) });
+  return { header, defs };
+}
+
+/** Follows typedefs and qualifiers (what offsetof paths can look through). */
+function resolve(btf: Btf, id: TypeId): TypeId {
+  for (let i = 0; i < 64; i++) {
+    const t = btf.type(id);
+    if (t.kind === 'typedef' || t.kind === 'const' || t.kind === 'volatile' || t.kind === 'type_tag') {
+      id = t.type;
+    } else return id;
+  }
+  throw new Error(`type chain too long at [${id}]`);
+}
+
+/**
+ * `_Static_assert`s that the C type `spelling` has the size and non-bitfield member offsets of BTF
+ * type `id`, descending into anonymous members (which C flattens into the parent) and into members
+ * of anonymous struct/union type (reached as `parent.member`).
+ */
+function layoutAsserts(btf: Btf, id: TypeId, spelling: string, lines: string[]): void {
+  const t = btf.type(id) as CompositeType;
+  const tag = `[${id}] ${spelling}`;
+  lines.push(`_Static_assert(sizeof(${spelling}) == ${t.size}, "sizeof ${tag}");`);
+  const visit = (members: CompositeType['members'], path: string, base: number, depth: number) => {
+    for (const m of members) {
+      const target = btf.type(resolve(btf, m.type));
+      const off = base + m.bitOffset;
+      const anonComposite = (target.kind === 'struct' || target.kind === 'union') && target.name === '';
+      if (m.name === '') {
+        if (anonComposite && depth < 8) visit(target.members, path, off, depth + 1);
+        continue;
+      }
+      const memberPath = `${path}${m.name}`;
+      if (m.bitfieldSize === 0) {
+        lines.push(
+          `_Static_assert(__builtin_offsetof(${spelling}, ${memberPath}) == ${off / 8}, "offsetof ${tag} ${memberPath}");`,
+        );
+        if (anonComposite && depth < 8) visit(target.members, `${memberPath}.`, off, depth + 1);
+      }
+    }
+  };
+  visit(t.members, '', 0, 0);
+}
+
+/** Whether a struct or union has bitfields, itself or in the anonymous types it writes inline. */
+function hasBitfields(btf: Btf, id: TypeId, depth = 0): boolean {
+  const t = btf.type(id);
+  if (!(t.kind === 'struct' || t.kind === 'union') || depth > 8) return false;
+  return t.members.some((m) => {
+    if (m.bitfieldSize !== 0) return true;
+    let inner = resolve(btf, m.type);
+    for (let it = btf.type(inner); it.kind === 'array'; it = btf.type(inner)) inner = resolve(btf, it.type);
+    return btf.name(inner) === '' && hasBitfields(btf, inner, depth + 1);
+  });
+}
+
+/**
+ * Checks that clang, given the header, lays out every named struct and union (and every typedef of
+ * an anonymous one) as the BTF says: sizes and member offsets by `_Static_assert`, and, for what
+ * `roundTrip` selects, every member including bitfields by compiling one global of each type with
+ * -g and comparing the BTF clang writes for it. (clang's BTF output slows down sharply with the
+ * number of types, so on kernels the round trip covers the ~300 types with bitfields, which no
+ * offsetof can check.)
+ */
+function checkLayouts(
+  name: string,
+  btf: Btf,
+  gen: Generated,
+  roundTrip: 'all' | 'bitfields' = 'all',
+): { checked: number; asserts: number; roundTripped: number } {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'vmlinux.h'), gen.header);
+  const lines = ['#include "vmlinux.h"'];
+  const globals: string[] = [];
+  const checked: [TypeId, string][] = [];
+  let checkedCount = 0;
+  for (const [id, spelling] of gen.defs) {
+    const kind = btf.kind(id);
+    let target = id;
+    if (kind === 'typedef') {
+      target = resolve(btf, id);
+      const tt = btf.type(target);
+      if (!((tt.kind === 'struct' || tt.kind === 'union') && tt.name === '')) continue;
+    } else if (kind !== 'struct' && kind !== 'union') continue;
+    layoutAsserts(btf, target, spelling, lines);
+    checkedCount++;
+    if (roundTrip === 'all' || hasBitfields(btf, target)) {
+      checked.push([target, spelling]);
+      globals.push(`${spelling} __check_${globals.length};`);
+    }
+  }
+  const assertCount = lines.length - 1;
+  writeFileSync(join(dir, 'check.c'), `${lines.join('\n')}\n${globals.join('\n')}\n`);
+  compileBpf(join(dir, 'check.c'), join(dir, 'check.o'), ['-I', dir]);
+  // clang's own BTF of the globals: every member, bitfields included, where clang put it.
+  const clangBtf = btfOfObject(join(dir, 'check.o'));
+  const byName = new Map<string, TypeId>();
+  for (const v of clangBtf.ownIds()) {
+    const t = clangBtf.type(v);
+    if (t.kind === 'var' && t.name.startsWith('__check_')) byName.set(t.name, t.type);
+  }
+  const mismatches: string[] = [];
+  checked.forEach(([id, spelling], i) => {
+    const got = byName.get(`__check_${i}`);
+    if (got === undefined) mismatches.push(`${spelling}: no global in clang's BTF`);
+    else compareComposite(btf, id, clangBtf, resolve(clangBtf, got), spelling, mismatches);
+  });
+  expect(mismatches.slice(0, 20)).toEqual([]);
+  return { checked: checkedCount, asserts: assertCount, roundTripped: checked.length };
+}
+
+/** Compares member names, bit offsets and bitfield sizes, recursing into anonymous members. */
+function compareComposite(want: Btf, wantId: TypeId, got: Btf, gotId: TypeId, path: string, out: string[]) {
+  const w = want.type(wantId) as CompositeType;
+  const g = got.type(gotId);
+  if (g.kind !== w.kind) {
+    out.push(`${path}: clang has a ${g.kind}, BTF a ${w.kind}`);
+    return;
+  }
+  if (g.size !== w.size) out.push(`${path}: size ${g.size}, BTF says ${w.size}`);
+  // Padding the header adds to unions shows up as an anonymous member with no members of its own.
+  const gotMembers = g.members.filter((m) => {
+    const mt = got.type(m.type);
+    return !(m.name === '' && mt.kind === 'struct' && mt.members.length === 0);
+  });
+  if (gotMembers.length !== w.members.length) {
+    out.push(`${path}: ${gotMembers.length} members, BTF has ${w.members.length}`);
+    return;
+  }
+  w.members.forEach((wm, i) => {
+    const gm = gotMembers[i]!;
+    const where = `${path}.${wm.name || `<anon ${i}>`}`;
+    if (gm.name !== wm.name) out.push(`${where}: clang names it ${gm.name}`);
+    if (gm.bitOffset !== wm.bitOffset)
+      out.push(`${where}: bit offset ${gm.bitOffset}, BTF says ${wm.bitOffset}`);
+    if (gm.bitfieldSize !== wm.bitfieldSize) {
+      out.push(`${where}: bitfield size ${gm.bitfieldSize}, BTF says ${wm.bitfieldSize}`);
+    }
+    const wt = want.type(resolve(want, wm.type));
+    const gt = got.type(resolve(got, gm.type));
+    if ((wt.kind === 'struct' || wt.kind === 'union') && wt.name === '' && gt.kind === wt.kind) {
+      compareComposite(want, wt.id, got, gt.id, where, out);
+    }
+  });
+}
+
+/** The struct/union/enum tags bpftool defines in its header, in order. */
+function definedTags(header: string): string[] {
+  return [...header.matchAll(/^(struct|union|enum) (\w+) \{/gm)].map((m) => `${m[1]} ${m[2]}`);
+}
+
+// ---- Kernel BTF -----------------------------------------------------------------------------------
+
+function findKernelBtfs(): string[] {
+  const found: string[] = [];
+  if (existsSync('/sys/kernel/btf/vmlinux')) found.push('/sys/kernel/btf/vmlinux');
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && (e.name === 'btf' || e.name.endsWith('.btf')) && isRawBtf(p)) found.push(p);
+    }
+  };
+  const kernels = join(repoRoot, 'kernels');
+  if (existsSync(kernels)) walk(kernels);
+  return found;
+}
+
+function isRawBtf(path: string): boolean {
+  const head = readFileSync(path).subarray(0, 2);
+  return head.length === 2 && (head.readUInt16LE(0) === BTF_MAGIC || head.readUInt16BE(0) === BTF_MAGIC);
+}
+
+const kernelBtfs = findKernelBtfs();
+
+describe.each(kernelBtfs.map((p) => [p.startsWith(repoRoot) ? relative(repoRoot, p) : p, p]))(
+  'kernel BTF %s',
+  (label, path) => {
+    const btf = Btf.parse(new Uint8Array(readFileSync(path)));
+    const gen = generate(btf);
+
+    it('writes a header clang-19 compiles for BPF', () => {
+      const dir = join(work, label.replace(/\W+/g, '_'));
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'vmlinux.h'), gen.header);
+      writeFileSync(
+        join(dir, 'use.c'),
+        '#include "vmlinux.h"\nint answer(struct task_struct *t) { return 42; }\n',
+      );
+      compileBpf(join(dir, 'use.c'), join(dir, 'use.o'), ['-I', dir, '-Wno-unused-parameter']);
+      expect(gen.header).toMatch(/^#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n/);
+      expect(gen.header).toContain(
+        '#pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)',
+      );
+      expect(gen.header).toMatch(/#pragma clang attribute pop\n#endif\n\n#endif \/\* __VMLINUX_H__ \*\/\n$/);
+    });
+
+    it('reproduces every named struct and union layout', () => {
+      const { checked, asserts, roundTripped } = checkLayouts(
+        label.replace(/\W+/g, '_'),
+        btf,
+        gen,
+        'bitfields',
+      );
+      console.log(
+        `${label}: ${checked} types, ${asserts} static asserts, ${roundTripped} with bitfields round-tripped`,
+      );
+      // A kernel has thousands; a handful would mean definitions went missing.
+      expect(checked).toBeGreaterThan(1000);
+      expect(asserts).toBeGreaterThan(checked);
+      expect(roundTripped).toBeGreaterThan(10);
+    });
+
+    it('defines the same struct, union and enum tags as bpftool, duplicates numbered alike', () => {
+      const bpftool = run('bpftool', ['btf', 'dump', 'file', path, 'format', 'c']);
+      expect(definedTags(gen.header).sort()).toEqual(definedTags(bpftool).sort());
+    });
+
+    it('is fast: a whole kernel header in well under a second', () => {
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const start = performance.now();
+        let chars = 0;
+        writeCHeader(btf, (chunk) => {
+          chars += chunk.length;
+        });
+        times.push(performance.now() - start);
+        expect(chars).toBe(gen.header.length);
+      }
+      const bpftoolStart = performance.now();
+      run('bpftool', ['btf', 'dump', 'file', path, 'format', 'c']);
+      const bpftoolMs = performance.now() - bpftoolStart;
+      console.log(
+        `${label}: ${(readFileSync(path).length / 1e6).toFixed(1)} MB BTF, header ${times.map((t) => t.toFixed(0)).join('/')} ms (bpftool ${bpftoolMs.toFixed(0)} ms incl. process start)`,
+      );
+      expect(Math.min(...times)).toBeLessThan(1000);
+    });
+  },
+);
+
+// ---- Hand-made BTF --------------------------------------------------------------------------------
+
+describe('hand-made layouts (testdata-c/layouts.bpf.c)', () => {
+  const btf = fixtureBtf('layouts');
+  const gen = generate(btf);
+
+  it('reproduces every layout clang made from the source', () => {
+    const { checked } = checkLayouts('layouts', btf, gen);
+    expect(checked).toBeGreaterThan(25);
+  });
+
+  it('packs exactly the records natural layout cannot reproduce', () => {
+    const packed = (tag: string) => new RegExp(`^${tag} \\{[^]*?^\\} __attribute__\\(\\(packed\\)\\);`, 'm');
+    for (const tag of [
+      'struct packed_basic',
+      'struct packed_aligned',
+      'struct bitfields_packed',
+      'struct i128',
+      'struct i128_packed',
+      'union packed_union',
+      'struct bitfield_after_packed',
+    ]) {
+      expect(gen.header, tag).toMatch(packed(tag));
+    }
+    for (const tag of [
+      'struct holds_packed',
+      'struct packed_natural',
+      'struct over_aligned',
+      'struct bitfields',
+    ]) {
+      expect(gen.header, tag).toMatch(new RegExp(`^${tag} \\{[^]*?^\\};`, 'm'));
+    }
+  });
+
+  it('writes C declarators for function pointers, arrays and qualifiers', () => {
+    for (const decl of [
+      '\tint (*ops[4])(int, void *);',
+      '\tvoid (*(*getter)(int))(char);',
+      '\tint (*no_args)(void);',
+      '\tint (*variadic)(const char *, ...);',
+      '\thandler_fn handlers[2][3];',
+      '\tint (*(*matrix)[2])(long);',
+      '\tint (*row)[3];',
+      '\tint *cols[3];',
+      '\tint grid[2][3][4];',
+      '\tconst volatile int *const cv;',
+      '\tconst char * const *argv;'.replace(' * const', ' *const'),
+      '\tvolatile u64 *volatile *vv;',
+      '\tstruct opaque *opaque;',
+      '\tunion opaque_u *opaque_u;',
+      'typedef int (*handler_fn)(int, void *);',
+      'typedef void (*(*getter_fn)(int))(char);',
+      'typedef struct node node_t;',
+      'struct opaque;',
+      'union opaque_u;',
+      '\tint __attribute__((btf_type_tag("user"))) *uptr;',
+      '\tE64_BIG = 4294967296ULL,',
+      '\tENEG_NEG = -4294967296LL,',
+      '\tE64_MIN = (-9223372036854775807LL - 1),',
+      '} __attribute__((mode(byte)));',
+      '} __attribute__((mode(HI)));',
+      'struct empty {};',
+    ]) {
+      expect(gen.header, decl).toContain(decl);
+    }
+  });
+
+  it('declares a struct before a pointer to it is used, and defines it before it is embedded', () => {
+    const h = gen.header;
+    // mutual_b embeds mutual_a, which points back at mutual_b.
+    expect(h.indexOf('struct mutual_b;')).toBeGreaterThan(-1);
+    expect(h.indexOf('struct mutual_b;')).toBeLessThan(h.indexOf('struct mutual_a {'));
+    expect(h.indexOf('struct mutual_a {')).toBeLessThan(h.indexOf('struct mutual_b {'));
+    expect(h.indexOf('typedef struct node node_t;')).toBeLessThan(h.indexOf('struct node {'));
+  });
+
+  it('matches bpftool on which tags it defines', () => {
+    const bpftool = run('bpftool', ['btf', 'dump', 'file', `${join(work, 'layouts.o')}.btf`, 'format', 'c']);
+    expect(definedTags(gen.header).sort()).toEqual(definedTags(bpftool).sort());
+  });
+});
+
+describe('duplicate names (testdata-c/dup_{a,b}.bpf.c linked by bpftool)', () => {
+  const objects = ['dup_a', 'dup_b'].map((n) => {
+    const o = join(work, `${n}.o`);
+    compileBpf(join(fixtures, `${n}.bpf.c`), o);
+    return o;
+  });
+  run('bpftool', ['gen', 'object', join(work, 'dup.o'), ...objects]);
+  const btf = btfOfObject(join(work, 'dup.o'));
+  const gen = generate(btf);
+
+  it('numbers the second struct, typedef and enumerators like libbpf', () => {
+    const spellings = [...gen.defs.values()];
+    expect(spellings).toEqual(expect.arrayContaining(['struct dup', 'struct dup___2', 'dup_t', 'dup_t___2']));
+    expect(spellings).toEqual(expect.arrayContaining(['enum dup_enum', 'enum dup_enum___2']));
+    expect(gen.header).toContain('\tDUP_ONE___2 = 10,');
+    expect(gen.header).toContain('\tDUP_THREE = 30,');
+    const bpftool = run('bpftool', ['btf', 'dump', 'file', `${join(work, 'dup.o')}.btf`, 'format', 'c']);
+    expect(definedTags(gen.header)).toEqual(definedTags(bpftool));
+  });
+
+  it('reproduces both layouts', () => {
+    const { checked } = checkLayouts('dup', btf, gen);
+    expect(checked).toBe(4);
+  });
+});
+
+// ---- Split BTF ------------------------------------------------------------------------------------
+
+/** A minimal BTF encoder for inputs no compiler writes: split BTF, loops, deep chains. */
+class RawBtf {
+  private readonly words: number[] = [];
+  private readonly strs: string[] = [];
+  private strLen: number;
+  nextId: number;
+  constructor(private readonly base?: Btf) {
+    this.nextId = base?.typeCount ?? 1;
+    this.strLen = base === undefined ? 1 : 0;
+  }
+  /** String offset of `s` (appended), counting from the end of the base's strings. */
+  str(s: string): number {
+    if (s === '' && this.base === undefined) return 0;
+    const off = (this.base?.strings.end ?? 0) + this.strLen;
+    this.strs.push(s);
+    this.strLen += Buffer.byteLength(s) + 1;
+    return off;
+  }
+  add(name: string, kind: number, vlen: number, sizeOrType: number, trailing: number[] = [], kflag = false) {
+    this.words.push(this.str(name), makeInfo(kind, vlen, kflag), sizeOrType, ...trailing);
+    return this.nextId++;
+  }
+  int(name: string, size: number, signed = true) {
+    return this.add(name, KIND.INT, 0, size, [((signed ? 1 : 0) << 24) | (size * 8)]);
+  }
+  struct(name: string, size: number, members: [string, TypeId, number][]) {
+    const trailing = members.flatMap(([n, type, bitOffset]) => [this.str(n), type, bitOffset]);
+    return this.add(name, KIND.STRUCT, members.length, size, trailing);
+  }
+  bytes(): Uint8Array {
+    const types = Buffer.alloc(this.words.length * 4);
+    for (const [i, w] of this.words.entries()) types.writeUInt32LE(w >>> 0, i * 4);
+    const strings = Buffer.from(
+      (this.base === undefined ? '\0' : '') + this.strs.map((s) => `${s}\0`).join(''),
+      'utf8',
+    );
+    const header = Buffer.alloc(24);
+    header.writeUInt16LE(BTF_MAGIC, 0);
+    header.writeUInt8(1, 2);
+    header.writeUInt32LE(24, 4);
+    header.writeUInt32LE(0, 8);
+    header.writeUInt32LE(types.length, 12);
+    header.writeUInt32LE(types.length, 16);
+    header.writeUInt32LE(strings.length, 20);
+    return new Uint8Array(Buffer.concat([header, types, strings]));
+  }
+  parse(): Btf {
+    return Btf.parse(this.bytes(), this.base === undefined ? {} : { base: this.base });
+  }
+}
+
+describe('split BTF', () => {
+  const base = btfOfObject(join(work, 'dup.o'));
+  const baseGen = generate(base);
+  // A "module" that embeds base types, including the renamed duplicate, and adds its own.
+  const raw = new RawBtf(base);
+  const dup2 = [...baseGen.defs].find(([, s]) => s === 'struct dup___2')![0];
+  const dupT2 = [...baseGen.defs].find(([, s]) => s === 'dup_t___2')![0];
+  const intId = base.findByNameKind('int', 'int')!;
+  const modPtr = raw.add('', KIND.PTR, 0, raw.nextId + 1);
+  const mod = raw.struct('module_state', 40, [
+    ['self', modPtr, 0],
+    ['d', dup2, 64],
+    ['t', dupT2, 192],
+    ['n', intId, 256],
+  ]);
+  const split = raw.parse();
+
+  it('writes only what the module adds, naming base types as the base header does', () => {
+    expect(mod).toBe(base.typeCount + 1);
+    const gen = generate(split);
+    expect([...gen.defs.values()]).toEqual(['struct module_state']);
+    expect(gen.header).toContain('\tstruct dup___2 d;\n\tdup_t___2 t;\n');
+    expect(gen.header).not.toContain('struct dup_user_a {');
+    // Compiles after the base's header, with the module layout as the BTF says.
+    const dir = join(work, 'split');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'base.h'), baseGen.header);
+    writeFileSync(join(dir, 'module.h'), gen.header.replaceAll('__VMLINUX_H__', '__MODULE_H__'));
+    const lines = ['#include "base.h"', '#include "module.h"'];
+    layoutAsserts(split, mod, 'struct module_state', lines);
+    writeFileSync(join(dir, 'check.c'), `${lines.join('\n')}\n`);
+    compileBpf(join(dir, 'check.c'), join(dir, 'check.o'), ['-I', dir]);
+  });
+
+  it("writes base and module together with baseTypes: 'include'", () => {
+    const gen = generate(split, { baseTypes: 'include' });
+    expect(gen.defs.size).toBe(baseGen.defs.size + 1);
+    checkLayouts('split-all', split, gen);
+  });
+});
+
+// ---- Malformed input ------------------------------------------------------------------------------
+
+function expectParseError(btf: Btf, typeId?: number) {
+  let caught: unknown;
+  try {
+    cHeader(btf);
+  } catch (e) {
+    caught = e;
+  }
+  expect(isParseError(caught), String(caught)).toBe(true);
+  if (typeId !== undefined) expect((caught as { typeId?: number }).typeId).toBe(typeId);
+}
+
+describe('malformed BTF', () => {
+  it('rejects a qualifier loop with a ParseError', () => {
+    const raw = new RawBtf();
+    raw.add('', KIND.CONST, 0, 2);
+    raw.add('', KIND.VOLATILE, 0, 1);
+    expectParseError(raw.parse());
+  });
+
+  it('rejects a struct that embeds itself', () => {
+    const raw = new RawBtf();
+    const int = raw.int('int', 4);
+    raw.struct('self', 8, [
+      ['x', int, 0],
+      ['me', 2, 32],
+    ]);
+    expectParseError(raw.parse(), 2);
+  });
+
+  it('rejects a typedef of itself and a pointer loop without a struct', () => {
+    const td = new RawBtf();
+    td.add('loop_t', KIND.TYPEDEF, 0, 1);
+    expectParseError(td.parse());
+    const ptr = new RawBtf();
+    ptr.add('', KIND.PTR, 0, 2);
+    ptr.add('p_t', KIND.TYPEDEF, 0, 1);
+    expectParseError(ptr.parse());
+  });
+
+  it('rejects very deep chains instead of overflowing the stack', () => {
+    const raw = new RawBtf();
+    let id = raw.int('int', 4);
+    for (let i = 0; i < 100_000; i++) id = raw.add('', KIND.CONST, 0, id);
+    raw.add('deep_t', KIND.TYPEDEF, 0, id);
+    expectParseError(raw.parse());
+  });
+
+  it('rejects padding too large to write', () => {
+    const raw = new RawBtf();
+    raw.struct('huge', 0xfffffff0, []);
+    const btf = raw.parse();
+    expect(() => cHeader(btf)).toThrow(/too large/);
+  });
+
+  it('turns any corruption of a real BTF into a typed error or a header, never a crash', () => {
+    const bytes = readFileSync(`${join(work, 'layouts.o')}.btf`);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(bytes.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (flips) => {
+          const mutated = new Uint8Array(bytes);
+          for (const [at, value] of flips) mutated[at] = value;
+          try {
+            cHeader(Btf.parse(mutated));
+          } catch (e) {
+            if (!isCorematrixError(e)) throw e;
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
