@@ -1,0 +1,259 @@
+import { writeSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { release } from 'node:os';
+import { resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import type { Btf } from '../btf/btf.js';
+import { isCorematrixError } from '../errors.js';
+import type { BtfSource } from '../kernels/read.js';
+import { fdOutput, type Output, OutputClosed } from './output.js';
+
+// Only commander and the error types load up front: every command imports what it needs when it
+// runs, so `btf dump` of a raw BTF never loads the ELF reader or a decompressor (startup is a
+// large share of a dump's wall time).
+
+/**
+ * Exit codes: 0 success; 1 bad input (a file that is corrupt or of an unsupported kind); 2 bad
+ * usage (an unknown command or option, a missing argument, a file that cannot be read: a
+ * UsageError); 70 (EX_SOFTWARE) a bug in corematrix, reported with its stack.
+ */
+export const EXIT = { ok: 0, badInput: 1, usage: 2, internal: 70 } as const;
+
+type Invocation =
+  | { command: 'btf dump'; file: string; base?: string; format: 'raw' | 'c' }
+  | { command: 'btf info'; file: string; base?: string; json: boolean };
+
+export interface MainIo {
+  stdout: Output;
+  stderr: (line: string) => void;
+}
+
+/** Runs the CLI with `argv` (the arguments after the program name) and returns the exit code. */
+export async function main(argv: string[], io: MainIo = processIo()): Promise<number> {
+  let invocation: Invocation | undefined;
+  try {
+    invocation = parseArguments(argv, io);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end parsing the same way as errors do, with exit code 0.
+      io.stdout.flush();
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    throw e;
+  }
+  if (invocation === undefined) return EXIT.ok;
+
+  try {
+    await run(invocation, io.stdout);
+    io.stdout.flush();
+    return EXIT.ok;
+  } catch (e) {
+    // The reader went away (`| head`): what it wanted it got, and that is not an error.
+    if (e instanceof OutputClosed) return EXIT.ok;
+    return reportError(e, invocation, io);
+  }
+}
+
+function processIo(): MainIo {
+  return {
+    stdout: fdOutput(1),
+    stderr: (line) => {
+      try {
+        writeSync(2, line);
+      } catch {
+        // Nowhere left to report to.
+      }
+    },
+  };
+}
+
+function parseArguments(argv: string[], io: MainIo): Invocation | undefined {
+  let invocation: Invocation | undefined;
+  const program = new Command('corematrix')
+    .description('Tells BPF developers on which Linux kernels their CO-RE programs work.')
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr(text),
+      // commander says "error: unknown option '--x'\n(Did you mean --y?)": make it one line.
+      outputError: (text, write) =>
+        write(
+          `corematrix: ${text
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')}\n`,
+        ),
+    })
+    .showSuggestionAfterError(true)
+    .exitOverride();
+
+  const btf = program
+    .command('btf')
+    .description('Read BTF from raw BTF, an ELF file (vmlinux, .ko, .o) or a kernel image (vmlinuz)');
+  const baseOption = () =>
+    new Option('--base <BASE>', 'the BTF that FILE continues (split BTF, e.g. vmlinux for a module)');
+
+  btf
+    .command('dump')
+    .description("Print every type, in bpftool's raw format or as a C header (vmlinux.h)")
+    .argument('<FILE>', 'the file holding the BTF')
+    .addOption(baseOption())
+    .addOption(
+      new Option('--format <FORMAT>', 'raw (as bpftool prints it) or c').choices(['raw', 'c']).default('raw'),
+    )
+    .action((file: string, options: { base?: string; format: 'raw' | 'c' }) => {
+      invocation = { command: 'btf dump', file, format: options.format, ...baseOf(options) };
+    });
+
+  btf
+    .command('info')
+    .description('Summarize a BTF: kernel release when known, type count, size, types per kind')
+    .argument('<FILE>', 'the file holding the BTF')
+    .addOption(baseOption())
+    .option('--json', 'print the summary as JSON', false)
+    .action((file: string, options: { base?: string; json: boolean }) => {
+      invocation = { command: 'btf info', file, json: options.json, ...baseOf(options) };
+    });
+
+  // A group command without its subcommand prints its help and fails; commander then throws
+  // with exit code 1, which parseArguments' caller turns into a usage error.
+  for (const command of [program, btf]) command.exitOverride();
+  program.parse(argv, { from: 'user' });
+  return invocation;
+}
+
+function baseOf(options: { base?: string }): { base?: string } {
+  return options.base === undefined ? {} : { base: options.base };
+}
+
+async function run(invocation: Invocation, out: Output): Promise<void> {
+  // The base is read on its own first, so an error in it names the base file.
+  const base = invocation.base === undefined ? undefined : (await readInput(invocation.base)).btf;
+  const { btf, source } = await readInput(invocation.file, base);
+  const write = (chunk: string): void => out.write(chunk);
+
+  switch (invocation.command) {
+    case 'btf dump':
+      if (invocation.format === 'c') {
+        const { writeCHeader } = await import('../btf/dump-c.js');
+        withFileSync(invocation.file, () => writeCHeader(btf, write));
+      } else {
+        const { writeRawDump } = await import('../btf/dump-raw.js');
+        withFileSync(invocation.file, () => writeRawDump(btf, write));
+      }
+      return;
+    case 'btf info': {
+      const { summarizeBtf } = await import('../btf/summary.js');
+      const { formatInfo, infoJson } = await import('./info.js');
+      const summary = withFileSync(invocation.file, () => summarizeBtf(btf));
+      const info = { file: invocation.file, source, summary };
+      out.write(invocation.json ? `${JSON.stringify(infoJson(info), null, 2)}\n` : formatInfo(info));
+      return;
+    }
+  }
+}
+
+/**
+ * Reads the BTF of an input file. Raw BTF (what /sys/kernel/btf holds) needs nothing but the
+ * parser, so it is read here without loading the container and decompression code, a quarter of
+ * a raw dump's startup; anything else, and any file that cannot be read, goes to readBtfFile.
+ */
+async function readInput(file: string, base?: Btf): Promise<{ btf: Btf; source: BtfSource }> {
+  const raw = await readIfRawBtf(file);
+  if (raw !== undefined) {
+    const { Btf } = await import('../btf/btf.js');
+    const btf = withFileSync(file, () => Btf.parse(raw, base === undefined ? {} : { base }));
+    const source: BtfSource = { container: 'raw' };
+    // The kernel's own BTF (vmlinux and modules) is that of the running kernel.
+    if (resolve(file).startsWith('/sys/kernel/btf/')) source.release = release();
+    return { btf, source };
+  }
+  const { readBtfFile } = await import('../kernels/read.js');
+  return withFile(file, () => readBtfFile(file, base === undefined ? {} : { base }));
+}
+
+/** The file's bytes if it starts with the BTF magic (either byte order), else undefined. */
+async function readIfRawBtf(file: string): Promise<Uint8Array | undefined> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(file, 'r');
+    const magic = new Uint8Array(2);
+    const { bytesRead } = await handle.read(magic, 0, 2, 0);
+    const isBtf =
+      bytesRead === 2 &&
+      ((magic[0] === 0x9f && magic[1] === 0xeb) || (magic[0] === 0xeb && magic[1] === 0x9f));
+    if (!isBtf) return undefined;
+    const bytes = await handle.readFile();
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch {
+    // readBtfFile reports it, in the words every reader of kernel files uses.
+    return undefined;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Errors while handling a file name that file, unless they already name one. */
+async function withFile<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw attachFile(e, file);
+  }
+}
+
+function withFileSync<T>(file: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw attachFile(e, file);
+  }
+}
+
+function attachFile(e: unknown, file: string): unknown {
+  if (isCorematrixError(e) && e.file === undefined) e.file = file;
+  return e;
+}
+
+/** One line for expected failures; the stack only for what must be a bug. */
+function reportError(e: unknown, invocation: Invocation, io: MainIo): number {
+  if (isCorematrixError(e)) {
+    io.stderr(`corematrix: ${oneLine(e.describe())}\n`);
+    return e.code === 'usage' ? EXIT.usage : EXIT.badInput;
+  }
+  const system = systemErrorLine(e, invocation);
+  if (system !== undefined) {
+    io.stderr(`corematrix: ${system}\n`);
+    return EXIT.badInput;
+  }
+  io.stderr(`corematrix: internal error (a bug in corematrix; please report it with this output)\n`);
+  io.stderr(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return EXIT.internal;
+}
+
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory, not a file',
+  ENOTDIR: 'a component of the path is not a directory',
+  ELOOP: 'too many symbolic links',
+  EIO: 'input/output error while reading',
+  ENAMETOOLONG: 'file name too long',
+};
+
+/** Failures of the operating system to open or read an input file (missing, unreadable, …). */
+function systemErrorLine(e: unknown, invocation: Invocation): string | undefined {
+  const error = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof error.code !== 'string' || typeof error.syscall !== 'string')
+    return undefined;
+  // Only input files are opened; an error about any other path is not the user's input.
+  const inputs = [invocation.file, invocation.base].filter((f): f is string => f !== undefined);
+  const file = error.path ?? (inputs.length === 1 ? inputs[0] : undefined);
+  if (file === undefined || !inputs.includes(file)) return undefined;
+  return `${file}: ${SYSTEM_ERRORS[error.code] ?? `${error.syscall} failed (${error.code})`}`;
+}
+
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, ' ');
+}
