@@ -2,8 +2,9 @@
 /*
  * In the style of libbpf-bootstrap's sockfilter example: a socket filter (SEC("socket")) on a
  * raw socket that reports IPv4 packets' protocol and addresses through a ring buffer and keeps
- * every packet. Packet bytes are read with bpf_skb_load_bytes at fixed wire offsets: the packet
- * layout is ABI, so no CO-RE. Meant to load on every kernel >= 5.8 (ring buffer).
+ * every packet. Packet bytes are read with bpf_skb_load_bytes at wire offsets; offsetof() on
+ * vmlinux.h's iphdr (preserve_access_index) still turns those into FIELD_BYTE_OFFSET relocations,
+ * as do the __sk_buff context reads. Meant to load on every kernel >= 5.8 (ring buffer).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * In the style of libbpf-bootstrap's tc example: a classifier on ingress that looks at IPv4
- * packets. The context is the stable UAPI __sk_buff (the verifier rewrites its accesses), not
- * the kernel's sk_buff, so there are no CO-RE relocations. tc_drop_ttl1 adds direct packet access
- * with bounds checks. SEC("tc") needs libbpf 1.0+; meant to load on every kernel with BTF.
+ * packets, with direct packet access and bounds checks. The context is the stable UAPI
+ * __sk_buff (the verifier rewrites its accesses), not the kernel's sk_buff, and packet headers are
+ * wire formats; but vmlinux.h marks every struct preserve_access_index, so these accesses still
+ * carry FIELD_BYTE_OFFSET relocations against the kernel's own copies of __sk_buff, ethhdr and
+ * iphdr (which never change): every vmlinux.h-based tc program has them. SEC("tc") needs libbpf
+ * 1.0+; meant to load on every kernel with BTF.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -2,8 +2,9 @@
 /*
  * In the style of libbpf-bootstrap's uprobe example: uprobes with no target in the section name
  * (userspace attaches them to a function of its own binary) and uprobes libbpf can auto-attach
- * (SEC("uprobe/BINARY:FUNCTION"), libbpf 0.8+). No CO-RE relocations: the arguments are the user
- * function's. Meant to load on every kernel with uprobes.
+ * (SEC("uprobe/BINARY:FUNCTION"), libbpf 0.8+). The only CO-RE relocations are BPF_KPROBE's
+ * reads of pt_regs registers (vmlinux.h's struct pt_regs). Meant to load on every kernel with
+ * uprobes.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -8,7 +8,9 @@
 # Idempotent and incremental: an output is rebuilt only when it is older than its source, a shared
 # header under cases/include/, or this script. Every failure prints one line
 # "build-cases: FAILED <output>: <first compiler error>" (the full log stays in <output>.log);
-# the exit code is 1 if anything failed. Flags: -f rebuilds everything, -v echoes commands.
+# the exit code is 1 if anything failed. Flags: -f rebuilds everything, -v echoes commands,
+# -k then prints which CO-RE relocation kinds each object has (from llvm-objdump-19 -dr, which
+# shows them as "CO-RE <kind>" comments) and fails unless the objects together have all 13.
 #
 # clang-19 is required: bookworm's default clang 14 cannot emit enum64 or type_matches relocations.
 set -uo pipefail
@@ -18,12 +20,13 @@ cd "$(dirname "$0")/.."
 CLANG=${CLANG:-clang-19}
 OBJCOPY=${OBJCOPY:-llvm-objcopy-19}
 OUT=build/cases
-force=0 verbose=0
-while getopts fv opt; do
+force=0 verbose=0 kinds=0
+while getopts fvk opt; do
   case $opt in
   f) force=1 ;;
   v) verbose=1 ;;
-  *) echo "usage: $0 [-f] [-v]" >&2; exit 2 ;;
+  k) kinds=1 ;;
+  *) echo "usage: $0 [-f] [-v] [-k]" >&2; exit 2 ;;
   esac
 done
 
@@ -102,4 +105,34 @@ for src in cases/targets/*.c; do
 done
 
 echo "build-cases: $built built, $uptodate up to date, $failed failed -> $OUT/"
+
+# The 13 kinds in libbpf's enum bpf_core_relo_kind order, spelled as llvm-objdump prints them.
+ALL_KINDS=(byte_off byte_sz field_exists signed lshift_u64 rshift_u64 local_type_id target_type_id
+  type_exists type_size enumval_exists enumval_value type_matches)
+if ((kinds)); then
+  OBJDUMP=${OBJDUMP:-llvm-objdump-19}
+  printf '%-22s' object
+  printf ' %s' "${ALL_KINDS[@]}"
+  echo
+  declare -A total=()
+  for obj in "$OUT"/*.o; do
+    declare -A count=()
+    while read -r kind; do
+      count[$kind]=$((${count[$kind]:-0} + 1))
+      total[$kind]=$((${total[$kind]:-0} + 1))
+    done < <("$OBJDUMP" -dr "$obj" | grep -o 'CO-RE <[a-z0-9_]*>' | tr -d '<>' | cut -d' ' -f2)
+    printf '%-22s' "$(basename "$obj")"
+    for k in "${ALL_KINDS[@]}"; do printf " %${#k}s" "${count[$k]:--}"; done
+    echo
+    unset count
+  done
+  missing=()
+  for k in "${ALL_KINDS[@]}"; do [[ -n ${total[$k]:-} ]] || missing+=("$k"); done
+  if ((${#missing[@]})); then
+    echo "build-cases: CO-RE kinds no object has: ${missing[*]}"
+    failed=$((failed + 1))
+  else
+    echo "build-cases: all 13 CO-RE relocation kinds are covered"
+  fi
+fi
 ((failed == 0))
