@@ -47,9 +47,9 @@ function compileBpf(source: string, object: string, extra: string[] = []): void 
   run('clang-19', ['-target', 'bpf', '-O2', '-g', '-Werror', ...extra, '-c', source, '-o', object]);
 }
 
-function fixtureBtf(name: string): Btf {
+function fixtureBtf(name: string, extra: string[] = []): Btf {
   const object = join(work, `${name}.o`);
-  compileBpf(join(fixtures, `${name}.bpf.c`), object);
+  compileBpf(join(fixtures, `${name}.bpf.c`), object, extra);
   return btfOfObject(object);
 }
 
@@ -91,9 +91,11 @@ function layoutAsserts(btf: Btf, id: TypeId, spelling: string, lines: string[]):
     for (const m of members) {
       const target = btf.type(resolve(btf, m.type));
       const off = base + m.bitOffset;
-      const anonComposite = (target.kind === 'struct' || target.kind === 'union') && target.name === '';
+      const composite = target.kind === 'struct' || target.kind === 'union';
+      const anonComposite = composite && target.name === '';
       if (m.name === '') {
-        if (anonComposite && depth < 8) visit(target.members, path, off, depth + 1);
+        // C11 anonymous members (and -fms-extensions ones of named types) flatten into the parent.
+        if (composite && depth < 8) visit(target.members, path, off, depth + 1);
         continue;
       }
       const memberPath = `${path}${m.name}`;
@@ -205,7 +207,11 @@ function compareComposite(want: Btf, wantId: TypeId, got: Btf, gotId: TypeId, pa
     }
     const wt = want.type(resolve(want, wm.type));
     const gt = got.type(resolve(got, gm.type));
-    if ((wt.kind === 'struct' || wt.kind === 'union') && wt.name === '' && gt.kind === wt.kind) {
+    if (
+      (wt.kind === 'struct' || wt.kind === 'union') &&
+      (wt.name === '' || wm.name === '') &&
+      gt.kind === wt.kind
+    ) {
       compareComposite(want, wt.id, got, gt.id, where, out);
     }
   });
@@ -222,7 +228,15 @@ function findKernelBtfs(): string[] {
   const found: string[] = [];
   if (existsSync('/sys/kernel/btf/vmlinux')) found.push('/sys/kernel/btf/vmlinux');
   const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
+    // Another process may be filling kernels/ right now: what vanishes or is unreadable is skipped.
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.isFile() && (e.name === 'btf' || e.name.endsWith('.btf')) && isRawBtf(p)) found.push(p);
@@ -234,8 +248,12 @@ function findKernelBtfs(): string[] {
 }
 
 function isRawBtf(path: string): boolean {
-  const head = readFileSync(path).subarray(0, 2);
-  return head.length === 2 && (head.readUInt16LE(0) === BTF_MAGIC || head.readUInt16BE(0) === BTF_MAGIC);
+  try {
+    const head = readFileSync(path).subarray(0, 2);
+    return head.length === 2 && (head.readUInt16LE(0) === BTF_MAGIC || head.readUInt16BE(0) === BTF_MAGIC);
+  } catch {
+    return false;
+  }
 }
 
 const kernelBtfs = findKernelBtfs();
@@ -384,6 +402,21 @@ describe('hand-made layouts (testdata-c/layouts.bpf.c)', () => {
   it('matches bpftool on which tags it defines', () => {
     const bpftool = run('bpftool', ['btf', 'dump', 'file', `${join(work, 'layouts.o')}.btf`, 'format', 'c']);
     expect(definedTags(gen.header).sort()).toEqual(definedTags(bpftool).sort());
+  });
+});
+
+describe('unnamed members of named types (testdata-c/ms_ext.bpf.c, built with -fms-extensions)', () => {
+  const btf = fixtureBtf('ms_ext', ['-fms-extensions', '-Wno-microsoft-anon-tag']);
+  const gen = generate(btf);
+
+  it('copies their bodies inline, so the header needs no -fms-extensions', () => {
+    expect(gen.header).toMatch(
+      /^struct ms_ext \{\n\tchar tag;\n\tstruct \{\n\t\tint a;\n\t\tlong b;\n\t\};/m,
+    );
+    expect(gen.header).toMatch(/\tunion \{\n\t\tint i;\n\t\tchar c\[6\];\n\t\};\n\tint after;/);
+    expect(gen.header).toMatch(/\tstruct \{\n\t\tchar p;\n\t\tint q;\n\t\} __attribute__\(\(packed\)\);/);
+    const { checked } = checkLayouts('ms_ext', btf, gen);
+    expect(checked).toBeGreaterThanOrEqual(5);
   });
 });
 

@@ -489,14 +489,16 @@ class CWriter {
   }
 
   /** A struct or union definition, `lvl` tabs deep, with padding and packing to match the BTF. */
-  private compositeDef(t: CompositeType, lvl: number): string {
+  private compositeDef(t: CompositeType, lvl: number, asAnonymous = false): string {
     const isStruct = t.kind === 'struct';
     const { packed, align } = this.layout(t.id);
     const memberIndent = indent(lvl + 1);
-    let s = `${this.compositeTag(t)} {`;
+    let s = `${asAnonymous ? t.kind : this.compositeTag(t)} {`;
     let cur = 0; // bits laid out so far (structs)
     let end = 0; // bits the largest member covers (unions)
     for (const m of t.members) {
+      const unnamed = m.name === '' ? this.unnamedMember(m) : undefined;
+      if (unnamed === 'skip') continue;
       const size = this.sizeOf(m.type);
       if (isStruct) {
         const off = m.bitOffset;
@@ -505,7 +507,12 @@ class CWriter {
       } else {
         end = Math.max(end, m.bitfieldSize !== 0 ? m.bitfieldSize : size * 8);
       }
-      s += `\n${memberIndent}${this.declaration(m.type, m.name, lvl + 1, 0)}`;
+      if (unnamed !== undefined && unnamed !== 'inline') {
+        // Written as an anonymous copy of the type's body, which C11 flattens the same way.
+        s += `\n${memberIndent}${this.compositeDef(unnamed, lvl + 1, true)}`;
+      } else {
+        s += `\n${memberIndent}${this.declaration(m.type, m.name, lvl + 1, 0)}`;
+      }
       if (m.bitfieldSize !== 0) s += `: ${m.bitfieldSize}`;
       s += ';';
     }
@@ -522,6 +529,34 @@ class CWriter {
     s += t.members.length > 0 || t.size > 0 ? `\n${indent(lvl)}}` : '}';
     if (packed) s += ' __attribute__((packed))';
     return s;
+  }
+
+  /**
+   * How to write a member without a name. An anonymous struct or union is written inline as usual
+   * ('inline'). One of a named type, or of a typedef (`struct base;` inside a struct, which kernels
+   * built with -fms-extensions have), would be a mere declaration in standard C and the member
+   * would vanish, so its body is copied into an anonymous one (the type returned). Anything else
+   * (an unnamed bitfield) only occupies space: it is left to padding ('skip').
+   */
+  private unnamedMember(m: Member): CompositeType | 'inline' | 'skip' {
+    if (m.bitfieldSize !== 0) return 'skip';
+    let id = m.type;
+    let viaTypedef = false;
+    for (let depth = 0; depth <= MAX_DEPTH; depth++) {
+      const t = this.type(id);
+      if (t.kind === 'struct' || t.kind === 'union') return t.name === '' && !viaTypedef ? 'inline' : t;
+      if (t.kind === 'typedef') viaTypedef = true;
+      else if (
+        t.kind !== 'const' &&
+        t.kind !== 'volatile' &&
+        t.kind !== 'restrict' &&
+        t.kind !== 'type_tag'
+      ) {
+        return 'skip';
+      }
+      id = t.type;
+    }
+    return this.loop(id, 'type chain too deep');
   }
 
   /** Whether a member declared right after `cur` bits lands on `off` without explicit padding. */
@@ -645,6 +680,7 @@ class CWriter {
     let maxAlign = 1;
     let packed = false;
     for (const m of t.members) {
+      if (m.name === '' && this.unnamedMember(m) === 'skip') continue;
       const a = this.alignOf(m.type);
       maxAlign = Math.max(maxAlign, a);
       const unit = a * 8;
