@@ -12,16 +12,7 @@
 import { ParseError } from '../errors.js';
 import type { Btf } from './btf.js';
 import type { TypeId } from './types.js';
-import {
-  BTF_TYPE_LEN,
-  INT_BOOL,
-  INT_CHAR,
-  INT_SIGNED,
-  KIND,
-  KIND_NAMES,
-  MAX_KIND,
-  trailingSize,
-} from './wire.js';
+import { BTF_TYPE_LEN, INT_BOOL, INT_CHAR, INT_SIGNED, KIND_NAMES, trailingSize } from './wire.js';
 
 /** How much text is gathered before it is handed to `write`. */
 const CHUNK_BYTES = 64 * 1024;
@@ -36,201 +27,242 @@ export function writeRawDump(btf: Btf, write: (chunk: string) => void): void {
   const raw = btf.raw;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const le = btf.littleEndian;
-  const typeCount = btf.typeCount;
   const out = new TextSink(write, stringSections(btf));
-
+  const record: TypeRecord = { btf, view, le, out, q: 0, vlen: 0, kindFlag: false, sizeOrType: 0 };
   const start = btf.header.hdrLen + btf.header.typeOff;
   const end = start + btf.header.typeLen;
   let p = start;
-  for (let id = btf.firstId; id < typeCount; id++) {
+  for (let id = btf.firstId; id < btf.typeCount; id++) {
     if (p + BTF_TYPE_LEN > end) {
       throw new ParseError('btf', 'type section ends before the last type', { offset: p, typeId: id });
     }
-    const nameOff = view.getUint32(p, le);
     const info = view.getUint32(p + 4, le);
-    const sizeOrType = view.getUint32(p + 8, le);
     const kind = (info >>> 24) & 0x1f;
-    const vlen = info & 0xffff;
-    const kindFlag = info >>> 31 === 1;
     const q = p + BTF_TYPE_LEN;
-    const trailing = trailingSize(kind, vlen);
+    const trailing = trailingSize(kind, info & 0xffff);
     if (trailing < 0 || q + trailing > end) {
       throw new ParseError('btf', `type record of kind ${kind} does not fit the type section`, {
         offset: p,
         typeId: id,
       });
     }
-
+    // dump_btf_type: "[id] KIND 'name'", then what the kind has to say.
     out.lineStart();
     out.ascii('[');
     out.uint(id);
-    out.bytes(TYPE_KIND[kind <= MAX_KIND ? kind : 0]!);
-    out.name(nameOff);
+    out.bytes(TYPE_KIND[kind]!);
+    out.name(view.getUint32(p, le));
     out.ascii("'");
-    switch (kind) {
-      case KIND.INT: {
-        const bits = view.getUint32(q, le);
-        out.ascii(' size=');
-        out.uint(sizeOrType);
-        out.ascii(' bits_offset=');
-        out.uint((bits >>> 16) & 0xff);
-        out.ascii(' nr_bits=');
-        out.uint(bits & 0xff);
-        out.ascii(' encoding=');
-        out.ascii(intEncodingName((bits >>> 24) & 0x0f));
-        break;
-      }
-      case KIND.PTR:
-      case KIND.CONST:
-      case KIND.VOLATILE:
-      case KIND.RESTRICT:
-      case KIND.TYPEDEF:
-      case KIND.TYPE_TAG:
-        out.ascii(' type_id=');
-        out.uint(sizeOrType);
-        break;
-      case KIND.ARRAY:
-        out.ascii(' type_id=');
-        out.uint(view.getUint32(q, le));
-        out.ascii(' index_type_id=');
-        out.uint(view.getUint32(q + 4, le));
-        out.ascii(' nr_elems=');
-        out.uint(view.getUint32(q + 8, le));
-        break;
-      case KIND.STRUCT:
-      case KIND.UNION:
-        out.ascii(' size=');
-        out.uint(sizeOrType);
-        out.ascii(' vlen=');
-        out.uint(vlen);
-        for (let m = q, last = q + vlen * 12; m < last; m += 12) {
-          const offset = view.getUint32(m + 8, le);
-          out.room();
-          out.ascii("\n\t'");
-          out.name(view.getUint32(m, le));
-          out.ascii("' type_id=");
-          out.uint(view.getUint32(m + 4, le));
-          out.ascii(' bits_offset=');
-          // With kind_flag, the offset packs the bitfield width into its top 8 bits.
-          if (kindFlag) {
-            out.uint(offset & 0xffffff);
-            if (offset >>> 24 !== 0) {
-              out.ascii(' bitfield_size=');
-              out.uint(offset >>> 24);
-            }
-          } else {
-            out.uint(offset);
-          }
-        }
-        break;
-      case KIND.ENUM:
-        out.ascii(kindFlag ? ' encoding=SIGNED size=' : ' encoding=UNSIGNED size=');
-        out.uint(sizeOrType);
-        out.ascii(' vlen=');
-        out.uint(vlen);
-        for (let m = q, last = q + vlen * 8; m < last; m += 8) {
-          out.room();
-          out.ascii("\n\t'");
-          out.name(view.getUint32(m, le));
-          out.ascii("' val=");
-          // %d of the s32 when signed, %u of it when not.
-          const value = view.getInt32(m + 4, le);
-          if (value >= 0) out.uint(value);
-          else if (kindFlag) {
-            out.ascii('-');
-            out.uint(-value);
-          } else out.uint(value >>> 0);
-        }
-        break;
-      case KIND.ENUM64:
-        out.ascii(kindFlag ? ' encoding=SIGNED size=' : ' encoding=UNSIGNED size=');
-        out.uint(sizeOrType);
-        out.ascii(' vlen=');
-        out.uint(vlen);
-        for (let m = q, last = q + vlen * 12; m < last; m += 12) {
-          const lo = view.getUint32(m + 4, le);
-          const hi = view.getUint32(m + 8, le);
-          out.room();
-          out.ascii("\n\t'");
-          out.name(view.getUint32(m, le));
-          out.ascii("' val=");
-          out.ascii(kindFlag ? `${int64Text(hi, lo)}LL` : `${uint64Text(hi, lo)}ULL`);
-        }
-        break;
-      case KIND.FWD:
-        out.ascii(kindFlag ? ' fwd_kind=union' : ' fwd_kind=struct');
-        break;
-      case KIND.FUNC:
-        out.ascii(' type_id=');
-        out.uint(sizeOrType);
-        out.ascii(' linkage=');
-        out.ascii(linkageName(vlen));
-        break;
-      case KIND.FUNC_PROTO:
-        out.ascii(' ret_type_id=');
-        out.uint(sizeOrType);
-        out.ascii(' vlen=');
-        out.uint(vlen);
-        for (let m = q, last = q + vlen * 8; m < last; m += 8) {
-          out.room();
-          out.ascii("\n\t'");
-          out.name(view.getUint32(m, le));
-          out.ascii("' type_id=");
-          out.uint(view.getUint32(m + 4, le));
-        }
-        break;
-      case KIND.VAR:
-        // bpftool 7.1 really prints a comma here, and only here.
-        out.ascii(' type_id=');
-        out.uint(sizeOrType);
-        out.ascii(', linkage=');
-        out.ascii(linkageName(view.getUint32(q, le)));
-        break;
-      case KIND.DATASEC:
-        out.ascii(' size=');
-        out.uint(sizeOrType);
-        out.ascii(' vlen=');
-        out.uint(vlen);
-        for (let m = q, last = q + vlen * 12; m < last; m += 12) {
-          const varId = view.getUint32(m, le);
-          out.room();
-          out.ascii('\n\ttype_id=');
-          out.uint(varId);
-          out.ascii(' offset=');
-          out.uint(view.getUint32(m + 4, le));
-          out.ascii(' size=');
-          out.uint(view.getUint32(m + 8, le));
-          // Only ids that exist are looked up; 0 is void, of kind UNKNOWN and anonymous.
-          if (varId < typeCount) {
-            out.bytes(VAR_KIND[btf.kindNumber(varId)]!);
-            out.name(nameOffsetOf(btf, varId));
-            out.ascii("')");
-          }
-        }
-        break;
-      case KIND.FLOAT:
-        out.ascii(' size=');
-        out.uint(sizeOrType);
-        break;
-      case KIND.DECL_TAG: {
-        out.ascii(' type_id=');
-        out.uint(sizeOrType);
-        out.ascii(' component_idx=');
-        const componentIdx = view.getInt32(q, le);
-        if (componentIdx < 0) {
-          out.ascii('-');
-          out.uint(-componentIdx);
-        } else out.uint(componentIdx);
-        break;
-      }
-      default:
-        break;
-    }
+    record.q = q;
+    record.vlen = info & 0xffff;
+    record.kindFlag = info >>> 31 === 1;
+    record.sizeOrType = view.getUint32(p + 8, le);
+    KIND_WRITERS[kind]!(record);
     out.ascii('\n');
     p = q + trailing;
   }
   out.flush();
 }
+
+/** One type record as the per-kind writers read it; reused from type to type. */
+interface TypeRecord {
+  readonly btf: Btf;
+  readonly view: DataView;
+  readonly le: boolean;
+  readonly out: TextSink;
+  /** Where the kind-specific data after struct btf_type starts. */
+  q: number;
+  vlen: number;
+  kindFlag: boolean;
+  sizeOrType: number;
+}
+
+/*
+ * What follows "[id] KIND 'name'" for each kind. One small function per kind, called through a
+ * table, rather than one switch: the dump runs once per process, and small functions reach
+ * optimized code within the first few thousand types, where one big function (everything inlined
+ * into it) took V8 longer to compile than the dump takes, and was thrown away each time a kind
+ * showed up for the first time.
+ */
+
+function writeInt({ view, le, out, q, sizeOrType }: TypeRecord): void {
+  const bits = view.getUint32(q, le);
+  out.ascii(' size=');
+  out.uint(sizeOrType);
+  out.ascii(' bits_offset=');
+  out.uint((bits >>> 16) & 0xff);
+  out.ascii(' nr_bits=');
+  out.uint(bits & 0xff);
+  out.ascii(' encoding=');
+  out.ascii(intEncodingName((bits >>> 24) & 0x0f));
+}
+
+/** PTR, CONST, VOLATILE, RESTRICT, TYPEDEF, TYPE_TAG. */
+function writeRef({ out, sizeOrType }: TypeRecord): void {
+  out.ascii(' type_id=');
+  out.uint(sizeOrType);
+}
+
+function writeArray({ view, le, out, q }: TypeRecord): void {
+  out.ascii(' type_id=');
+  out.uint(view.getUint32(q, le));
+  out.ascii(' index_type_id=');
+  out.uint(view.getUint32(q + 4, le));
+  out.ascii(' nr_elems=');
+  out.uint(view.getUint32(q + 8, le));
+}
+
+/** STRUCT and UNION; with kind_flag, each offset packs the bitfield width into its top 8 bits. */
+function writeComposite({ view, le, out, q, vlen, kindFlag, sizeOrType }: TypeRecord): void {
+  out.ascii(' size=');
+  out.uint(sizeOrType);
+  out.ascii(' vlen=');
+  out.uint(vlen);
+  for (let m = q, last = q + vlen * 12; m < last; m += 12) {
+    const offset = view.getUint32(m + 8, le);
+    out.room();
+    out.ascii("\n\t'");
+    out.name(view.getUint32(m, le));
+    out.ascii("' type_id=");
+    out.uint(view.getUint32(m + 4, le));
+    out.ascii(' bits_offset=');
+    if (!kindFlag) out.uint(offset);
+    else {
+      out.uint(offset & 0xffffff);
+      // A zero width means "not a bitfield" and is not printed.
+      if (offset >>> 24 !== 0) {
+        out.ascii(' bitfield_size=');
+        out.uint(offset >>> 24);
+      }
+    }
+  }
+}
+
+/** %d of each s32 value when signed (kind_flag), %u of it when not. */
+function writeEnum({ view, le, out, q, vlen, kindFlag, sizeOrType }: TypeRecord): void {
+  out.ascii(kindFlag ? ' encoding=SIGNED size=' : ' encoding=UNSIGNED size=');
+  out.uint(sizeOrType);
+  out.ascii(' vlen=');
+  out.uint(vlen);
+  for (let m = q, last = q + vlen * 8; m < last; m += 8) {
+    out.room();
+    out.ascii("\n\t'");
+    out.name(view.getUint32(m, le));
+    out.ascii("' val=");
+    if (kindFlag) out.int(view.getInt32(m + 4, le));
+    else out.uint(view.getUint32(m + 4, le));
+  }
+}
+
+/** %lldLL or %lluULL of each 64-bit value (lo32, hi32). */
+function writeEnum64({ view, le, out, q, vlen, kindFlag, sizeOrType }: TypeRecord): void {
+  out.ascii(kindFlag ? ' encoding=SIGNED size=' : ' encoding=UNSIGNED size=');
+  out.uint(sizeOrType);
+  out.ascii(' vlen=');
+  out.uint(vlen);
+  for (let m = q, last = q + vlen * 12; m < last; m += 12) {
+    const lo = view.getUint32(m + 4, le);
+    const hi = view.getUint32(m + 8, le);
+    out.room();
+    out.ascii("\n\t'");
+    out.name(view.getUint32(m, le));
+    out.ascii("' val=");
+    out.ascii(kindFlag ? `${int64Text(hi, lo)}LL` : `${uint64Text(hi, lo)}ULL`);
+  }
+}
+
+function writeFwd({ out, kindFlag }: TypeRecord): void {
+  out.ascii(kindFlag ? ' fwd_kind=union' : ' fwd_kind=struct');
+}
+
+/** FUNC keeps its linkage in vlen. */
+function writeFunc({ out, vlen, sizeOrType }: TypeRecord): void {
+  out.ascii(' type_id=');
+  out.uint(sizeOrType);
+  out.ascii(' linkage=');
+  out.ascii(linkageName(vlen));
+}
+
+function writeFuncProto({ view, le, out, q, vlen, sizeOrType }: TypeRecord): void {
+  out.ascii(' ret_type_id=');
+  out.uint(sizeOrType);
+  out.ascii(' vlen=');
+  out.uint(vlen);
+  for (let m = q, last = q + vlen * 8; m < last; m += 8) {
+    out.room();
+    out.ascii("\n\t'");
+    out.name(view.getUint32(m, le));
+    out.ascii("' type_id=");
+    out.uint(view.getUint32(m + 4, le));
+  }
+}
+
+function writeVar({ view, le, out, q, sizeOrType }: TypeRecord): void {
+  // bpftool 7.1 really prints a comma here, and only here.
+  out.ascii(' type_id=');
+  out.uint(sizeOrType);
+  out.ascii(', linkage=');
+  out.ascii(linkageName(view.getUint32(q, le)));
+}
+
+/** Section entries, each naming its variable's kind and name when the id exists (0 is void). */
+function writeDatasec({ btf, view, le, out, q, vlen, sizeOrType }: TypeRecord): void {
+  out.ascii(' size=');
+  out.uint(sizeOrType);
+  out.ascii(' vlen=');
+  out.uint(vlen);
+  for (let m = q, last = q + vlen * 12; m < last; m += 12) {
+    const varId = view.getUint32(m, le);
+    out.room();
+    out.ascii('\n\ttype_id=');
+    out.uint(varId);
+    out.ascii(' offset=');
+    out.uint(view.getUint32(m + 4, le));
+    out.ascii(' size=');
+    out.uint(view.getUint32(m + 8, le));
+    if (varId < btf.typeCount) {
+      out.bytes(VAR_KIND[btf.kindNumber(varId)]!);
+      out.name(nameOffsetOf(btf, varId));
+      out.ascii("')");
+    }
+  }
+}
+
+function writeFloat({ out, sizeOrType }: TypeRecord): void {
+  out.ascii(' size=');
+  out.uint(sizeOrType);
+}
+
+function writeDeclTag({ view, le, out, q, sizeOrType }: TypeRecord): void {
+  out.ascii(' type_id=');
+  out.uint(sizeOrType);
+  out.ascii(' component_idx=');
+  out.int(view.getInt32(q, le));
+}
+
+/** Indexed by BTF_KIND_*; UNKN never reaches here (its records have no known size). */
+const KIND_WRITERS: readonly ((record: TypeRecord) => void)[] = [
+  () => {}, // UNKN
+  writeInt,
+  writeRef, // PTR
+  writeArray,
+  writeComposite, // STRUCT
+  writeComposite, // UNION
+  writeEnum,
+  writeFwd,
+  writeRef, // TYPEDEF
+  writeRef, // VOLATILE
+  writeRef, // CONST
+  writeRef, // RESTRICT
+  writeFunc,
+  writeFuncProto,
+  writeVar,
+  writeDatasec,
+  writeFloat,
+  writeDeclTag,
+  writeRef, // TYPE_TAG
+  writeEnum64,
+];
 
 /** `] KIND '` for each kind, as bytes: what follows the id on every type line. */
 const TYPE_KIND: readonly Uint8Array[] = KIND_NAMES.map((name) => asciiBytes(`] ${name} '`));
@@ -358,6 +390,14 @@ class TextSink {
     } else {
       buf[--i] = 48 + n;
     }
+  }
+
+  /** Appends %d of an integer of 32 bits. */
+  int(n: number): void {
+    if (n < 0) {
+      this.buf[this.pos++] = 45; // '-'
+      this.uint(-n);
+    } else this.uint(n);
   }
 
   /**
