@@ -7,10 +7,10 @@
 # There is deliberately no fallback to bpftool: the header is a product of corematrix, and a
 # corematrix that cannot dump C must fail here, loudly, rather than be papered over.
 #
-# Provenance of the committed header: the first version was produced before corematrix could dump
-# C, with `bpftool btf dump file /sys/kernel/btf/vmlinux format c` (bpftool 7.1.0) on the host
-# kernel 6.18.44 (x86_64, CONFIG_DEBUG_INFO_BTF=y). The header records its source on its first line
-# whenever this script writes it.
+# Provenance of the committed header: written by this script from the host kernel 6.18.44's
+# /sys/kernel/btf/vmlinux (x86_64). (Its very first version came from bpftool 7.1.0's
+# `btf dump ... format c` before corematrix could dump C; all cases compiled to the same code with
+# either.) The header's first line records its source whenever this script writes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
