@@ -7,7 +7,8 @@
 #   build/libbpf/lib/libglibc-compat.a   glibc 2.38 entry points bookworm lacks (see glibc-compat.c)
 #   build/libbpf/VERSION          the Debian version of the libbpf-dev package unpacked
 #   build/libbpf/link-flags       what to link a program against them with (one line)
-#   build/oracle/btf-parse-bench  the benchmark helper
+#   build/oracle/btf-parse-bench  the benchmark helper (other helpers here have build scripts
+#                                 of their own, e.g. build-core-oracle.sh)
 #
 # Idempotent: once build/libbpf/ holds the library, no network is used, and helpers are only
 # recompiled when their source is newer. Needs apt-get, dpkg-deb, clang (or cc), libelf-dev, zlib.
@@ -105,6 +106,11 @@ stale() {
   return 1
 }
 
+# Test workers and the benchmark may run this at the same time: one builds, the others wait.
+mkdir -p "$build"
+exec 8>"$build/.libbpf.lock"
+command -v flock >/dev/null && flock 8
+
 if [[ ! -f $libbpf/lib/libbpf.a || ! -d $libbpf/include/bpf ]]; then
   fetch_libbpf
 fi
@@ -116,16 +122,19 @@ if stale "$libbpf/lib/libglibc-compat.a" "$here/glibc-compat.c"; then
   rm -f "$libbpf/lib/glibc-compat.o"
 fi
 link_flags="-I$libbpf/include -L$libbpf/lib -l:libbpf.a -lglibc-compat -lelf -lz"
-echo "$link_flags" >"$libbpf/link-flags"
+# Replaced, not rewritten in place: other scripts read it without taking the lock.
+if [[ $(cat "$libbpf/link-flags" 2>/dev/null) != "$link_flags" ]]; then
+  echo "$link_flags" >"$libbpf/link-flags.tmp.$$"
+  mv -f "$libbpf/link-flags.tmp.$$" "$libbpf/link-flags"
+fi
 
 mkdir -p "$out"
-for src in "$here"/*.c; do
-  name=$(basename "$src" .c)
-  [[ $name == glibc-compat ]] && continue
+for name in btf-parse-bench; do
+  src="$here/$name.c"
   if stale "$out/$name" "$src" "$libbpf/lib/libbpf.a" "$libbpf/lib/libglibc-compat.a"; then
     log "building $name against libbpf $(cat "$libbpf/VERSION")"
     # shellcheck disable=SC2086 # link_flags is a list of words
-    "$cc" -O2 -Wall -Werror -o "$out/$name.tmp" "$src" $link_flags
-    mv "$out/$name.tmp" "$out/$name"
+    "$cc" -O2 -Wall -Werror -o "$out/$name.tmp.$$" "$src" $link_flags
+    mv -f "$out/$name.tmp.$$" "$out/$name"
   fi
 done
