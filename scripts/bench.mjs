@@ -1,0 +1,267 @@
+// `npm run bench`: corematrix against the references it must keep up with, side by side in one
+// run. It reports and never fails on speed: targets are printed as met or not.
+//
+//   a) parse + name lookups of the largest kernel BTF at hand, in-process: corematrix (cold first
+//      call and warm median, scripts/bench-parse.mjs) vs sid's libbpf 1.7 (btf__parse +
+//      btf__find_by_name_kind, scripts/oracle/btf-parse-bench.c). Target: warm within 5x.
+//   b) whole process, hyperfine: `corematrix btf dump FILE` vs `bpftool btf dump file FILE`
+//      (target: within 1.5x), and `--format c` vs bpftool's `format c` (reported only).
+//
+// Needs `npm run build` first (the npm script does it) and, for (a), scripts/oracle/build.sh,
+// which this runs: it downloads libbpf only the first time. Results: reports/bench/latest.json.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const buildDir = join(repo, 'build', 'bench');
+const reportDir = join(repo, 'reports', 'bench');
+const PARSE_ITERATIONS = 30;
+const PARSE_TARGET = 5;
+const DUMP_TARGET = 1.5;
+// Lookups every kernel BTF answers (and one it cannot), so both sides do the same work and the
+// ids they find can be compared.
+const LOOKUPS = [
+  ['task_struct', 'struct'],
+  ['sk_buff', 'struct'],
+  ['list_head', 'struct'],
+  ['pid_t', 'typedef'],
+  ['int', 'int'],
+  ['bpf_map_type', 'enum'],
+  ['corematrix_no_such_type', 'struct'],
+];
+
+mkdirSync(buildDir, { recursive: true });
+mkdirSync(reportDir, { recursive: true });
+
+const file = largestKernelBtf();
+if (file === undefined) {
+  console.error('bench: no kernel BTF found (neither /sys/kernel/btf/vmlinux nor kernels/**/btf)');
+  process.exit(1);
+}
+const size = statSync(file).size;
+console.log(`bench: ${file} (${(size / 1e6).toFixed(1)} MB)`);
+
+const rows = [];
+const notes = [];
+const results = { file, size, date: new Date().toISOString(), parse: {}, dump: {} };
+
+// --- a) parse + name lookups, in-process -------------------------------------------------------
+const args = [file, String(PARSE_ITERATIONS), ...LOOKUPS.flat()];
+const ours = runJson('node', [join(repo, 'scripts', 'bench-parse.mjs'), ...args], 'corematrix parse');
+const oracle = buildOracle();
+const theirs = oracle === undefined ? undefined : runJson(oracle, args, 'libbpf parse');
+results.parse = { corematrix: ours, libbpf: theirs };
+if (ours !== undefined) {
+  const libbpfCold = theirs?.ns[0];
+  const libbpfWarm = theirs === undefined ? undefined : median(theirs.ns.slice(1));
+  rows.push(row('parse + lookups, cold (first call)', ours.ns[0], libbpfCold, 'libbpf 1.7', undefined));
+  rows.push(
+    row('parse + lookups, warm (median)', median(ours.ns.slice(1)), libbpfWarm, 'libbpf 1.7', PARSE_TARGET),
+  );
+  if (theirs !== undefined) {
+    const same =
+      JSON.stringify(ours.found) === JSON.stringify(theirs.found) && ours.typeCount === theirs.typeCount;
+    notes.push(
+      same
+        ? `lookups: same ids as libbpf (${ours.found.join(', ')}), ${ours.typeCount} types`
+        : `lookups DIFFER from libbpf: corematrix ${JSON.stringify(ours.found)} (${ours.typeCount} types), libbpf ${JSON.stringify(theirs.found)} (${theirs.typeCount} types)`,
+    );
+  }
+}
+
+// --- b) whole process, hyperfine ----------------------------------------------------------------
+const corematrix = `node ${join(repo, 'bin', 'corematrix.js')}`;
+// NODE_EXTRA_CA_CERTS makes every node process parse a CA bundle before running any code (~45 ms
+// on this machine's kind): a property of the environment, not of corematrix, which opens no TLS
+// connection here. Timed without it; when it is set, also timed with it, for the record.
+const caBundle = process.env.NODE_EXTRA_CA_CERTS;
+const cleanEnv = { ...process.env };
+delete cleanEnv.NODE_EXTRA_CA_CERTS;
+for (const [label, ourArgs, bpftoolArgs, target] of [
+  ['btf dump (raw), whole process', `btf dump ${file}`, `btf dump file ${file}`, DUMP_TARGET],
+  [
+    'btf dump --format c, whole process',
+    `btf dump ${file} --format c`,
+    `btf dump file ${file} format c`,
+    undefined,
+  ],
+]) {
+  const times = hyperfine(label, `${corematrix} ${ourArgs}`, `bpftool ${bpftoolArgs}`, cleanEnv);
+  results.dump[label] = times;
+  if (times !== undefined) rows.push(row(label, times.ours, times.theirs, 'bpftool 7.1', target));
+  if (caBundle !== undefined && target !== undefined) {
+    const withBundle = hyperfine(
+      `${label}, NODE_EXTRA_CA_CERTS set`,
+      `${corematrix} ${ourArgs}`,
+      `bpftool ${bpftoolArgs}`,
+      process.env,
+    );
+    results.dump[`${label}, NODE_EXTRA_CA_CERTS set`] = withBundle;
+    if (withBundle !== undefined) {
+      rows.push(
+        row(
+          `  same, with NODE_EXTRA_CA_CERTS set`,
+          withBundle.ours,
+          withBundle.theirs,
+          'bpftool 7.1',
+          undefined,
+        ),
+      );
+    }
+  }
+  notes.push(`${label}: ${compareOutputs(`${corematrix} ${ourArgs}`, `bpftool ${bpftoolArgs}`)}`);
+}
+
+printTable(rows);
+for (const note of notes) console.log(`  ${note}`);
+results.rows = rows;
+results.notes = notes;
+const reportFile = join(reportDir, 'latest.json');
+writeFileSync(reportFile, `${JSON.stringify(results, null, 2)}\n`);
+console.log(`bench: results in ${relative(process.cwd(), reportFile)}`);
+
+// --- helpers -------------------------------------------------------------------------------------
+
+/** The biggest of /sys/kernel/btf/vmlinux and files under kernels/ named btf or *.btf, or in a btf/ folder. */
+function largestKernelBtf() {
+  const candidates = [];
+  if (existsSync('/sys/kernel/btf/vmlinux')) candidates.push('/sys/kernel/btf/vmlinux');
+  const walk = (dir, inBtfDir) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path, inBtfDir || entry.name === 'btf');
+      else if (entry.isFile() && (inBtfDir || entry.name === 'btf' || entry.name.endsWith('.btf')))
+        candidates.push(path);
+    }
+  };
+  walk(join(repo, 'kernels'), false);
+  // /sys files report a size of 4096 or the real one depending on the kernel; read it to be sure.
+  const sized = candidates.map((path) => ({ path, size: readFileSync(path).length }));
+  sized.sort((a, b) => b.size - a.size);
+  return sized[0]?.path;
+}
+
+function buildOracle() {
+  const build = spawnSync('bash', [join(repo, 'scripts', 'oracle', 'build.sh')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const helper = join(repo, 'build', 'oracle', 'btf-parse-bench');
+  if (build.status !== 0 || !existsSync(helper)) {
+    notes.push(`libbpf oracle unavailable (scripts/oracle/build.sh failed): ${lastLine(build.stderr)}`);
+    return undefined;
+  }
+  return helper;
+}
+
+function runJson(command, commandArgs, what) {
+  const result = spawnSync(command, commandArgs, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (result.status !== 0) {
+    notes.push(`${what} failed (exit ${result.status}): ${lastLine(result.stderr)}`);
+    return undefined;
+  }
+  return JSON.parse(result.stdout);
+}
+
+/** Mean wall times in ns of two commands, measured together by hyperfine. */
+function hyperfine(label, oursCommand, theirsCommand, env) {
+  console.log(`bench: timing ${label} …`);
+  const json = join(buildDir, `hyperfine-${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
+  const result = spawnSync(
+    'hyperfine',
+    [
+      '-N',
+      '--warmup',
+      '2',
+      '--min-runs',
+      '10',
+      '--style',
+      'none',
+      '--export-json',
+      json,
+      oursCommand,
+      theirsCommand,
+    ],
+    { encoding: 'utf8', env },
+  );
+  if (result.status !== 0) {
+    notes.push(`${label}: hyperfine failed: ${lastLine(result.stderr)}`);
+    return undefined;
+  }
+  const [ours, theirs] = JSON.parse(readFileSync(json, 'utf8')).results;
+  return {
+    ours: ours.mean * 1e9,
+    theirs: theirs.mean * 1e9,
+    oursStddev: ours.stddev * 1e9,
+    theirsStddev: theirs.stddev * 1e9,
+  };
+}
+
+/** Whether two commands print the same bytes: a speed comparison of different work means little. */
+function compareOutputs(oursCommand, theirsCommand) {
+  const capture = (command) => {
+    const [program, ...rest] = command.split(' ');
+    try {
+      return execFileSync(program, rest, { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return undefined;
+    }
+  };
+  const a = capture(oursCommand);
+  const b = capture(theirsCommand);
+  if (a === undefined || b === undefined) return 'output not compared (a command failed)';
+  if (a.equals(b)) return `output identical to bpftool's (${a.length} bytes)`;
+  const linesA = a.toString('utf8').split('\n');
+  const linesB = b.toString('utf8').split('\n');
+  let i = 0;
+  while (i < linesA.length && linesA[i] === linesB[i]) i++;
+  return `output differs from bpftool's (${a.length} vs ${b.length} bytes; first at line ${i + 1})`;
+}
+
+function row(measure, oursNs, theirsNs, reference, target) {
+  const ratio = oursNs !== undefined && theirsNs !== undefined ? oursNs / theirsNs : undefined;
+  const met = target === undefined || ratio === undefined ? '' : ratio <= target ? 'yes' : 'NO';
+  return { measure, corematrix: oursNs, reference, referenceNs: theirsNs, ratio, target, met };
+}
+
+function printTable(table) {
+  const ms = (ns) => (ns === undefined ? 'n/a' : `${(ns / 1e6).toFixed(1)} ms`);
+  const cells = table.map((r) => [
+    r.measure,
+    ms(r.corematrix),
+    `${ms(r.referenceNs)} (${r.reference})`,
+    r.ratio === undefined ? 'n/a' : `${r.ratio.toFixed(2)}x`,
+    r.target === undefined ? '-' : `<= ${r.target}x`,
+    r.met || '-',
+  ]);
+  const header = ['measure', 'corematrix', 'reference', 'ratio', 'target', 'met'];
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c) =>
+    c
+      .map((cell, i) => cell.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
+  console.log('');
+  console.log(line(header));
+  console.log(line(widths.map((w) => '-'.repeat(w))));
+  for (const c of cells) console.log(line(c));
+  console.log('');
+}
+
+function median(values) {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function lastLine(text) {
+  return (text ?? '').toString().trim().split('\n').pop() ?? '';
+}
