@@ -15,8 +15,8 @@ import { resolveSize, resolveType, skipModsAndTypedefs } from './resolve.js';
 import { allKinds, HDR } from './test-support/btf-fixtures.js';
 import type { Member, NewType } from './types.js';
 
-/** Seconds the whole fuzz run may take before it counts as a hang. */
-const WATCHDOG_MS = 60_000;
+/** Milliseconds each fuzz run may take before it counts as a hang. */
+const WATCHDOG_MS = 30_000;
 /** One input taking longer than this is a near-hang (a walk that should be bounded is not). */
 const SLOW_INPUT_MS = 250;
 
@@ -308,11 +308,23 @@ function encode(types: NewType[], littleEndian: boolean): Uint8Array {
 
 /** Runs `body` under a watchdog: a hang inside it (even in synchronous code) ends it with an error. */
 function withWatchdog<T>(body: () => T): T {
-  return runInNewContext('body()', { body }, { timeout: WATCHDOG_MS }) as T;
+  try {
+    return runInNewContext('body()', { body }, { timeout: WATCHDOG_MS }) as T;
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw e;
+    throw new Error(`hang: ${current.label}\ninput: ${Buffer.from(current.blob).toString('hex')}`, {
+      cause: e,
+    });
+  }
 }
+
+/** The input being exercised, to name it when the watchdog fires. */
+const current = { label: '', blob: new Uint8Array(0) };
 
 /** Exercises an input, turning anything but a ParseError (or a slow input) into a reproducible failure. */
 function check(blob: Uint8Array, base: Btf | undefined, label: string): Outcome {
+  current.label = label;
+  current.blob = blob;
   const started = performance.now();
   let outcome: Outcome;
   try {
