@@ -319,7 +319,7 @@ function withWatchdog<T>(body: () => T): T {
 }
 
 /** The input being exercised, to name it when the watchdog fires. */
-const current = { label: '', blob: new Uint8Array(0) };
+const current: { label: string; blob: Uint8Array } = { label: '', blob: new Uint8Array(0) };
 
 /** Exercises an input, turning anything but a ParseError (or a slow input) into a reproducible failure. */
 function check(blob: Uint8Array, base: Btf | undefined, label: string): Outcome {
