@@ -8,6 +8,8 @@ import { Btf } from '../btf/btf.js';
 import { writeCHeader } from '../btf/dump-c.js';
 import { writeRawDump } from '../btf/dump-raw.js';
 import { summarizeBtf } from '../btf/summary.js';
+import { main } from './main.js';
+import { type Output, OutputClosed } from './output.js';
 
 // These run the CLI as a user does: the built bin/corematrix.js (`npm test` builds first), in a
 // process of its own, checking exit codes, stderr lines and stdout bytes.
@@ -223,5 +225,36 @@ describe('bad input: one line naming the file, exit code 1', () => {
     const empty = join(dir, 'empty.btf');
     writeFileSync(empty, '');
     expectOneLineError(corematrix('btf', 'info', empty), 1, `corematrix: ${empty}: `);
+  });
+});
+
+describe('errors nobody expected (in-process, with the output failing)', () => {
+  function io(failure: Error): { stdout: Output; stderr: (line: string) => void; errors: string[] } {
+    const errors: string[] = [];
+    return {
+      stdout: {
+        write: () => {},
+        flush: () => {
+          throw failure;
+        },
+      },
+      stderr: (line) => errors.push(line),
+      errors,
+    };
+  }
+
+  it('a bug: says so, prints the stack, exits 70', async () => {
+    const broken = io(new TypeError('a bug in the writer'));
+    expect(await main(['btf', 'info', small], broken)).toBe(70);
+    const text = broken.errors.join('');
+    expect(text).toMatch(/^corematrix: internal error/);
+    expect(text).toContain('TypeError: a bug in the writer');
+    expect(text).toMatch(/\n\s+at /);
+  });
+
+  it('the reader going away is no error', async () => {
+    const closed = io(new OutputClosed());
+    expect(await main(['btf', 'info', small], closed)).toBe(0);
+    expect(closed.errors).toEqual([]);
   });
 });
