@@ -252,9 +252,17 @@ describe('errors nobody expected (in-process, with the output failing)', () => {
     expect(text).toMatch(/\n\s+at /);
   });
 
-  it('the reader going away is no error', async () => {
-    const closed = io(new OutputClosed());
-    expect(await main(['btf', 'info', small], closed)).toBe(0);
-    expect(closed.errors).toEqual([]);
-  });
+  it.each([[['btf', 'info', 'SMALL']], [['--help']], [['btf', 'dump', '--help']]])(
+    'the reader going away is no error: %j',
+    async (args) => {
+      const closed = io(new OutputClosed());
+      expect(
+        await main(
+          args.map((a) => (a === 'SMALL' ? small : a)),
+          closed,
+        ),
+      ).toBe(0);
+      expect(closed.errors).toEqual([]);
+    },
+  );
 });

@@ -36,7 +36,11 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version end parsing the same way as errors do, with exit code 0.
-      io.stdout.flush();
+      try {
+        io.stdout.flush();
+      } catch (closed) {
+        if (!(closed instanceof OutputClosed)) throw closed;
+      }
       return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     throw e;
