@@ -9,6 +9,7 @@
  * the text out in ~64 KiB chunks.
  */
 
+import { Buffer } from 'node:buffer';
 import { ParseError } from '../errors.js';
 import type { Btf } from './btf.js';
 import type { TypeId } from './types.js';
@@ -311,7 +312,6 @@ const DIGIT_PAIRS = asciiBytes(Array.from({ length: 100 }, (_, i) => String(i).p
 class TextSink {
   private buf = new Uint8Array(CHUNK_BYTES + 4 * ROOM);
   private pos = 0;
-  private readonly decoder = new TextDecoder('utf-8');
 
   constructor(
     private readonly write: (chunk: string) => void,
@@ -331,7 +331,8 @@ class TextSink {
 
   flush(): void {
     if (this.pos === 0) return;
-    this.write(this.decoder.decode(this.buf.subarray(0, this.pos)));
+    // Node's own UTF-8 decoding: several times faster than TextDecoder on these all-ASCII chunks.
+    this.write(Buffer.from(this.buf.buffer, this.buf.byteOffset, this.pos).toString('utf8'));
     this.pos = 0;
   }
 
