@@ -244,6 +244,8 @@ function findKernelBtfs(): string[] {
   };
   const kernels = join(repoRoot, 'kernels');
   if (existsSync(kernels)) walk(kernels);
+  // More raw BTF files to check, e.g. DUMP_C_EXTRA_BTF=/tmp/a.btf:/tmp/b.btf
+  for (const p of (process.env.DUMP_C_EXTRA_BTF ?? '').split(':')) if (p !== '' && isRawBtf(p)) found.push(p);
   return found;
 }
 
@@ -537,6 +539,43 @@ describe('split BTF', () => {
     const gen = generate(split, { baseTypes: 'include' });
     expect(gen.defs.size).toBe(baseGen.defs.size + 1);
     checkLayouts('split-all', split, gen);
+  });
+});
+
+describe("x86-64's va_list", () => {
+  it("is spelled out where it differs from BPF's, so structs holding one keep their size", () => {
+    // As in every x86-64 kernel: typedef struct __va_list_tag __builtin_va_list[1]; BPF's own
+    // __builtin_va_list is a pointer, which would make warn_args 16 bytes instead of 32.
+    const raw = new RawBtf();
+    const uint = raw.int('unsigned int', 4, false);
+    const char = raw.int('char', 1);
+    const voidPtr = raw.add('', KIND.PTR, 0, 0);
+    const tag = raw.struct('__va_list_tag', 24, [
+      ['gp_offset', uint, 0],
+      ['fp_offset', uint, 32],
+      ['overflow_arg_area', voidPtr, 64],
+      ['reg_save_area', voidPtr, 128],
+    ]);
+    const array = raw.add('', KIND.ARRAY, 0, 0, [tag, uint, 1]);
+    const builtin = raw.add('__builtin_va_list', KIND.TYPEDEF, 0, array);
+    const vaList = raw.add('va_list', KIND.TYPEDEF, 0, builtin);
+    const constChar = raw.add('', KIND.CONST, 0, char);
+    const fmt = raw.add('', KIND.PTR, 0, constChar);
+    const warnArgs = raw.struct('warn_args', 32, [
+      ['fmt', fmt, 0],
+      ['args', vaList, 64],
+    ]);
+    const btf = raw.parse();
+    const gen = generate(btf);
+    expect(gen.header).toContain('typedef struct __va_list_tag va_list[1];');
+    expect(gen.header).not.toMatch(/typedef .*__builtin_va_list;/);
+    const lines: string[] = [];
+    layoutAsserts(btf, warnArgs, 'struct warn_args', lines);
+    const dir = join(work, 'va_list');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'vmlinux.h'), gen.header);
+    writeFileSync(join(dir, 'check.c'), `#include "vmlinux.h"\n${lines.join('\n')}\n`);
+    compileBpf(join(dir, 'check.c'), join(dir, 'check.o'), ['-I', dir]);
   });
 });
 

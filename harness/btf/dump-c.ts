@@ -204,6 +204,10 @@ class CWriter {
 
   /** Writes `id` and everything it needs that has not been written yet. */
   dumpType(id: TypeId): void {
+    // Functions, variables, sections and decl tags are not written (and half of a kernel's types
+    // are FUNCs: not decoding them saves a good share of the time).
+    const kind = this.btf.kindNumber(id);
+    if (kind === KIND.FUNC || kind === KIND.VAR || kind === KIND.DATASEC || kind === KIND.DECL_TAG) return;
     this.queue.length = 0;
     this.orderType(id, false, 0);
     for (const queued of this.queue) this.emitType(queued, 0, 0);
@@ -226,6 +230,8 @@ class CWriter {
   private markReferenced(): void {
     const ref = this.referenced;
     for (let id = 1; id < this.btf.typeCount; id++) {
+      // Only whether an enum is referenced matters, and a FUNC refers to nothing but its prototype.
+      if (this.btf.kindNumber(id) === KIND.FUNC) continue;
       const t = this.type(id);
       switch (t.kind) {
         case 'ptr':
@@ -826,8 +832,10 @@ function numbered(name: string, counts: Map<string, number>): string {
   return n > 1 ? `${name}___${n}` : name;
 }
 
+const INDENTS = Array.from({ length: 16 }, (_, i) => '\t'.repeat(i));
+
 function indent(lvl: number): string {
-  return '\t'.repeat(lvl);
+  return INDENTS[lvl] ?? '\t'.repeat(lvl);
 }
 
 function roundUp(x: number, to: number): number {
