@@ -2,7 +2,7 @@
  * Test fixtures: compressed streams made by the real CLI tools, the way the kernel's
  * scripts/Makefile.lib makes them, and minimal x86 bzImages around them.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import type { Compression } from '../decompress.js';
 
@@ -33,6 +33,25 @@ export function compressWith(command: readonly string[], data: Uint8Array): Uint
   const [program, ...args] = command;
   const out = execFileSync(program!, args, { input: data, maxBuffer: 1 << 30 });
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/** compressWith, without blocking: several compressors can then run at once. */
+export function compressWithAsync(command: readonly string[], data: Uint8Array): Promise<Uint8Array> {
+  const [program, ...args] = command;
+  return new Promise((resolve, reject) => {
+    const child = spawn(program!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    const errors: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => errors.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0)
+        reject(new Error(`${command.join(' ')} exited ${code}: ${Buffer.concat(errors).toString()}`));
+      else resolve(new Uint8Array(Buffer.concat(chunks)));
+    });
+    child.stdin.end(data);
+  });
 }
 
 /** scripts/Makefile.lib's size_append: the uncompressed size as 4 bytes, little-endian. */
@@ -80,7 +99,7 @@ export function makeBzImage(fields: BzImageFields): Uint8Array {
   image.set([0x48, 0x64, 0x72, 0x53], 0x202); // "HdrS"
   v.setUint16(0x206, fields.protocol ?? 0x020f, true);
   if (fields.version !== undefined) {
-    const at = 0x400; // in the first setup sector after the boot sector
+    const at = 0x2a0; // in the first setup sector, after the setup header
     image.set(Buffer.from(`${fields.version}\0`, 'latin1'), at);
     v.setUint16(0x20e, at - 0x200, true);
   }
