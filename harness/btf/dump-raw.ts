@@ -296,8 +296,8 @@ const ANON = asciiBytes('(anon)');
 
 /**
  * The most bytes of format text (everything but names) between two calls that make room: a type's
- * line start, one member, value, parameter or section entry. The longest is a bitfield member line,
- * under 70 bytes; names make their own room.
+ * line start, one member, value, parameter or section entry. The longest, a section entry with
+ * three 10-digit numbers and a kind, is under 100 bytes; names make their own room.
  */
 const ROOM = 256;
 
