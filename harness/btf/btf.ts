@@ -63,6 +63,8 @@ export class Btf {
   private readonly words: Uint32Array;
   /** Word index in `words` of each own type's record, indexed by id - firstId. */
   private readonly offsets: Uint32Array;
+  /** Name offset of each own type, indexed by id - firstId. */
+  private readonly names: Uint32Array;
   private readonly cache: (BtfType | undefined)[];
   private nameIndex: NameIndex | undefined;
   private readonly lookups = new Map<string, readonly TypeId[]>();
@@ -85,6 +87,7 @@ export class Btf {
     this.words = typeWords(raw, this.typeStart, header.typeLen, littleEndian);
     const scan = scanTypes(this.words, this.strings.end, this.firstId);
     this.offsets = scan.offsets.subarray(0, scan.count);
+    this.names = scan.names.subarray(0, scan.count);
     this.typeCount = this.firstId + scan.count;
     this.cache = new Array(scan.count);
     if (scan.stoppedAt >= 0) {
@@ -181,7 +184,7 @@ export class Btf {
 
   private index(): NameIndex {
     if (this.nameIndex === undefined) {
-      this.nameIndex = new NameIndex(this.words, this.offsets, this.firstId, this.strings);
+      this.nameIndex = new NameIndex(this.names, this.firstId, this.strings);
     }
     return this.nameIndex;
   }
@@ -381,6 +384,8 @@ function typeWords(raw: Uint8Array, start: number, len: number, littleEndian: bo
 interface Scan {
   /** Word index of each record, filled up to `count`. */
   offsets: Uint32Array;
+  /** Each record's name offset, filled up to `count` (searched natively by name lookups). */
+  names: Uint32Array;
   count: number;
   /** Word index of the record that failed a check, or -1 if the whole section was read. */
   stoppedAt: number;
@@ -402,112 +407,103 @@ function scanTypes(w: Uint32Array, strEnd: number, firstId: number): Scan {
   const nWords = w.length;
   // Each record is at least 3 words, which bounds the count.
   const offsets = new Uint32Array(Math.floor(nWords / 3));
+  const names = new Uint32Array(offsets.length);
   const deferredFuncs: number[] = [];
   let n = 0;
   let p = 0;
   let maxRef = 0;
   let stoppedAt = -1;
-  scan: while (p < nWords) {
-    if (p + 3 > nWords || w[p]! >= strEnd) {
+  while (p < nWords) {
+    if (p + 3 > nWords) {
       stoppedAt = p;
       break;
     }
     const info = w[p + 1]!;
     const sizeOrType = w[p + 2]!;
+    // Kind numbers are literals below, and every branch only moves values it has computed: V8
+    // optimizes this loop for what it has seen run, and anything else costs a deoptimization.
     const kind = (info >>> 24) & 0x1f;
-    const vlen = info & 0xffff;
-    const q = p + 3;
-    let next = q;
-    switch (kind) {
-      case KIND.PTR:
-      case KIND.TYPEDEF:
-      case KIND.VOLATILE:
-      case KIND.CONST:
-      case KIND.RESTRICT:
-      case KIND.TYPE_TAG:
-        if (sizeOrType > maxRef) maxRef = sizeOrType;
-        break;
-      case KIND.FUNC: {
+    const fixed = FIXED_WORDS[kind]!;
+    const stride = ENTRY_WORDS[kind]!;
+    const start = p + 3 + fixed;
+    const next = start + stride * (info & 0xffff);
+    let bad = fixed < 0 || next > nWords || w[p]! >= strEnd;
+    if (!bad) {
+      if (HEAD_REFERS[kind] === 1 && sizeOrType > maxRef) maxRef = sizeOrType;
+      // Entries (members, enumerators, params, datasec vars): a name at +0 and/or a type id.
+      const named = ENTRY_NAMED[kind] === 1;
+      const ref = ENTRY_REF[kind]!;
+      for (let m = start; m < next; m += stride) {
+        if (named && w[m]! >= strEnd) bad = true;
+        if (ref >= 0) {
+          const id = w[m + ref]!;
+          if (id > maxRef) maxRef = id;
+        }
+      }
+      if (kind === 1) {
+        const bits = w[p + 3]!;
+        bad ||= sizeOrType > 16 || (bits & 0xff) + ((bits >>> 16) & 0xff) > sizeOrType * 8;
+      } else if (kind === 3) {
+        const elem = w[p + 3]!;
+        const index = w[p + 4]!;
+        if (elem > maxRef) maxRef = elem;
+        if (index > maxRef) maxRef = index;
+      } else if (kind === 17) {
+        bad ||= (w[p + 3]! | 0) < -1;
+      } else if (kind === 12) {
         const proto = sizeOrType - firstId;
-        if (proto >= 0 && proto < n) {
-          if (((w[offsets[proto]! + 1]! >>> 24) & 0x1f) !== KIND.FUNC_PROTO) stoppedAt = p;
-        } else if (sizeOrType === 0) stoppedAt = p;
+        if (proto >= 0 && proto < n) bad ||= ((w[offsets[proto]! + 1]! >>> 24) & 0x1f) !== 13;
+        else if (sizeOrType === 0) bad = true;
         else deferredFuncs.push(n);
-        if (sizeOrType > maxRef) maxRef = sizeOrType;
-        break;
       }
-      case KIND.FWD:
-      case KIND.FLOAT:
-        break;
-      case KIND.INT: {
-        next = q + 1;
-        if (next > nWords) break;
-        const bits = w[q]!;
-        if (sizeOrType > 16 || (bits & 0xff) + ((bits >>> 16) & 0xff) > sizeOrType * 8) stoppedAt = p;
-        break;
-      }
-      case KIND.VAR:
-        next = q + 1;
-        if (sizeOrType > maxRef) maxRef = sizeOrType;
-        break;
-      case KIND.DECL_TAG:
-        next = q + 1;
-        if (next > nWords) break;
-        if (sizeOrType > maxRef) maxRef = sizeOrType;
-        if ((w[q]! | 0) < -1) stoppedAt = p;
-        break;
-      case KIND.ARRAY:
-        next = q + 3;
-        if (next > nWords) break;
-        if (w[q]! > maxRef) maxRef = w[q]!;
-        if (w[q + 1]! > maxRef) maxRef = w[q + 1]!;
-        break;
-      case KIND.STRUCT:
-      case KIND.UNION:
-        next = q + 3 * vlen;
-        if (next > nWords) break;
-        for (let m = q; m < next; m += 3) {
-          if (w[m]! >= strEnd) stoppedAt = p;
-          if (w[m + 1]! > maxRef) maxRef = w[m + 1]!;
-        }
-        break;
-      case KIND.ENUM:
-        next = q + 2 * vlen;
-        if (next > nWords) break;
-        for (let m = q; m < next; m += 2) if (w[m]! >= strEnd) stoppedAt = p;
-        break;
-      case KIND.ENUM64:
-        next = q + 3 * vlen;
-        if (next > nWords) break;
-        for (let m = q; m < next; m += 3) if (w[m]! >= strEnd) stoppedAt = p;
-        break;
-      case KIND.FUNC_PROTO:
-        next = q + 2 * vlen;
-        if (next > nWords) break;
-        if (sizeOrType > maxRef) maxRef = sizeOrType;
-        for (let m = q; m < next; m += 2) {
-          if (w[m]! >= strEnd) stoppedAt = p;
-          if (w[m + 1]! > maxRef) maxRef = w[m + 1]!;
-        }
-        break;
-      case KIND.DATASEC:
-        next = q + 3 * vlen;
-        if (next > nWords) break;
-        for (let m = q; m < next; m += 3) if (w[m]! > maxRef) maxRef = w[m]!;
-        break;
-      default:
-        stoppedAt = p;
-        break scan;
     }
-    if (next > nWords || stoppedAt >= 0) {
+    if (bad) {
       stoppedAt = p;
       break;
     }
+    names[n] = w[p]!;
     offsets[n++] = p;
     p = next;
   }
-  return { offsets, count: n, stoppedAt, maxRef, deferredFuncs };
+  return { offsets, names, count: n, stoppedAt, maxRef, deferredFuncs };
 }
+
+/** Per kind (BTF_KIND_* index, 32 entries): words after struct btf_type before any entries; -1: unknown kind. */
+const FIXED_WORDS = Int8Array.from({ length: 32 }, (_, kind) => {
+  const fixed = trailingSize(kind, 0);
+  return fixed < 0 ? -1 : fixed / 4;
+});
+/** Words per vlen entry. */
+const ENTRY_WORDS = Int8Array.from({ length: 32 }, (_, kind) =>
+  FIXED_WORDS[kind]! < 0 ? 0 : trailingSize(kind, 1) / 4 - FIXED_WORDS[kind]!,
+);
+/** Whether struct btf_type's size_or_type word is a type id. */
+const HEAD_REFERS = Int8Array.from({ length: 32 }, (_, kind) =>
+  [
+    KIND.PTR,
+    KIND.TYPEDEF,
+    KIND.VOLATILE,
+    KIND.CONST,
+    KIND.RESTRICT,
+    KIND.FUNC,
+    KIND.TYPE_TAG,
+    KIND.VAR,
+    KIND.DECL_TAG,
+    KIND.FUNC_PROTO,
+  ].includes(kind as never)
+    ? 1
+    : 0,
+);
+/** Whether each entry starts with a name offset (members, enumerators, params; not datasec vars). */
+const ENTRY_NAMED = Int8Array.from({ length: 32 }, (_, kind) =>
+  [KIND.STRUCT, KIND.UNION, KIND.ENUM, KIND.ENUM64, KIND.FUNC_PROTO].includes(kind as never) ? 1 : 0,
+);
+/** Word of each entry holding a type id, or -1. */
+const ENTRY_REF = Int8Array.from({ length: 32 }, (_, kind) => {
+  if (kind === KIND.STRUCT || kind === KIND.UNION || kind === KIND.FUNC_PROTO) return 1;
+  if (kind === KIND.DATASEC) return 0;
+  return -1;
+});
 
 /**
  * A tiny type section with one record of every kind, scanned once when this module loads. A fresh
@@ -652,8 +648,8 @@ class NameIndex {
   private searches = 0;
 
   constructor(
-    private readonly words: Uint32Array,
-    private readonly offsets: Uint32Array,
+    /** Each record's name offset. */
+    private readonly names: Uint32Array,
     private readonly firstId: number,
     private readonly strings: StringTable,
   ) {}
@@ -662,25 +658,24 @@ class NameIndex {
     const query = utf8.encode(name);
     if (query.includes(0)) return NO_IDS;
     const ids: TypeId[] = [];
-    const { words, offsets, firstId, strings } = this;
+    const { names, firstId, strings } = this;
     if (this.byName === undefined && this.searches++ < SEARCHES_BEFORE_HASHING) {
-      // Several offsets may hold the name: a string section need not be deduplicated.
+      // Several offsets may hold the name: a string section need not be deduplicated. Both
+      // searches are native (memmem, then TypedArray.indexOf), so cheap also in a fresh process.
       const found = strings.findAll(query);
-      if (found.length === 0) return NO_IDS;
-      const first = found[0]!;
-      for (let i = 0; i < offsets.length; i++) {
-        const nameOff = words[offsets[i]!]!;
-        if (nameOff === first || (found.length > 1 && found.includes(nameOff))) ids.push(firstId + i);
+      for (const off of found) {
+        for (let i = names.indexOf(off); i >= 0; i = names.indexOf(off, i + 1)) ids.push(firstId + i);
       }
+      if (found.length > 1) ids.sort((a, b) => a - b);
     } else {
       if (this.byName === undefined) {
-        this.byName = new ChainedIndex(offsets.length, (i) => {
-          const nameOff = words[offsets[i]!]!;
+        this.byName = new ChainedIndex(names.length, (i) => {
+          const nameOff = names[i]!;
           return nameOff === 0 ? -1 : strings.hashAt(nameOff);
         });
       }
       this.byName.each(hashBytes(query, 0, query.length), (i) => {
-        if (strings.equalsAt(words[offsets[i]!]!, query)) ids.push(firstId + i);
+        if (strings.equalsAt(names[i]!, query)) ids.push(firstId + i);
       });
     }
     return ids.length === 0 ? NO_IDS : Object.freeze(ids);
