@@ -1,13 +1,15 @@
 /**
- * Decompressors for every format a Linux kernel image may use (scripts/Makefile.lib's gzip, bzip2,
- * lzma, xz, lzo-less set: lz4 legacy, zstd), pure over Uint8Array.
+ * Decompressors for the formats a Linux kernel image may use (scripts/Makefile.lib: gzip, bzip2,
+ * lzma, xz, lz4, zstd; LZO is not handled), pure over Uint8Array.
  *
  * Kernel payloads are not quite what the npm decompressors expect: the build appends the
  * uncompressed size as 4 little-endian bytes after the stream, the payload may carry padding, xz
  * streams use the x86 BCJ filter, and lz4 uses the legacy framing that no npm package reads. So
  * every format's container is walked here to find the exact compressed stream (and, where the
  * format tells, the output size, which bounds memory before anything is decoded), and only the
- * entropy decoding is handed to the libraries. Whatever they throw becomes a ParseError.
+ * entropy decoding is handed to the libraries (node:zlib, @napi-rs/lzma, fzstd, seek-bzip).
+ * Whatever they throw becomes a ParseError. LZ4 blocks are decoded here: lz4js's block decoder
+ * checks no bounds, so corrupt input would silently decode to garbage.
  */
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
@@ -53,11 +55,6 @@ export function detectCompression(bytes: Uint8Array, at = 0): Compression | unde
     if (magic.every((b, i) => bytes[at + i] === b)) return compression;
   }
   return undefined;
-}
-
-/** Every magic this module recognises, for scanning a file for a compressed payload. */
-export function compressionMagics(): readonly { compression: Compression; magic: readonly number[] }[] {
-  return MAGICS;
 }
 
 /**
