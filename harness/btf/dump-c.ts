@@ -217,10 +217,9 @@ class CWriter {
     return this.btf.type(id);
   }
 
+  /** A type graph C cannot spell: a cycle not broken by a pointer to a named struct, or a chain too long. */
   private loop(id: TypeId, what: string): never {
-    throw new ParseError('btf', `${what}: the type refers back to itself in a way C cannot express`, {
-      typeId: id,
-    });
+    throw new ParseError('btf', `cannot write as C: ${what}`, { typeId: id });
   }
 
   /**
@@ -276,12 +275,12 @@ class CWriter {
   private orderType(id: TypeId, viaPtr: boolean, depth: number): boolean {
     const state = this.order[id]!;
     if (state === ORDERED) return true;
-    if (depth > MAX_DEPTH) this.loop(id, 'type chain too deep');
+    if (depth > MAX_DEPTH) this.loop(id, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
     const t = this.type(id);
     if (state === ORDERING) {
       // A named struct that (indirectly) points to itself: a forward declaration breaks the cycle.
       if ((t.kind === 'struct' || t.kind === 'union') && viaPtr && t.name !== '') return false;
-      this.loop(id, 'unsatisfiable type cycle');
+      this.loop(id, 'the type contains itself other than through a pointer to a named struct');
     }
     const next = depth + 1;
     switch (t.kind) {
@@ -351,7 +350,7 @@ class CWriter {
   private emitType(id: TypeId, containerId: TypeId, depth: number): void {
     const state = this.emitState[id]!;
     if (state === EMITTED) return;
-    if (depth > MAX_DEPTH) this.loop(id, 'type chain too deep');
+    if (depth > MAX_DEPTH) this.loop(id, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
     const t = this.type(id);
     const next = depth + 1;
     const topLevel = containerId === 0;
@@ -562,7 +561,7 @@ class CWriter {
       }
       id = t.type;
     }
-    return this.loop(id, 'type chain too deep');
+    return this.loop(id, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
   }
 
   /** Whether a member declared right after `cur` bits lands on `off` without explicit padding. */
@@ -634,7 +633,7 @@ class CWriter {
           return 0;
       }
     }
-    return this.loop(id, 'type chain too deep');
+    return this.loop(id, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
   }
 
   /** Alignment in bytes clang gives the C we write for `id` (BPF target: 64-bit, `long` = 8). */
@@ -665,7 +664,7 @@ class CWriter {
           return 1;
       }
     }
-    return this.loop(id, 'type chain too deep');
+    return this.loop(id, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
   }
 
   /**
@@ -711,7 +710,7 @@ class CWriter {
    * anything else before the type name.
    */
   private declaration(id: TypeId, declarator: string, lvl: number, depth: number): string {
-    if (depth > MAX_DEPTH) this.loop(id, 'type chain too deep');
+    if (depth > MAX_DEPTH) this.loop(id, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
     const next = depth + 1;
     const t = this.type(id);
     switch (t.kind) {
@@ -807,7 +806,7 @@ class CWriter {
       if (t.kind !== 'typedef' && t.kind !== 'const' && t.kind !== 'volatile') return false;
       target = t.type;
     }
-    return this.loop(target, 'type chain too deep');
+    return this.loop(target, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
   }
 
   /** Follows const/volatile/restrict/type_tag to the type they qualify. */
@@ -817,7 +816,7 @@ class CWriter {
       if (k !== KIND.CONST && k !== KIND.VOLATILE && k !== KIND.RESTRICT && k !== KIND.TYPE_TAG) return id;
       id = (this.type(id) as { type: TypeId }).type;
     }
-    return this.loop(id, `qualifier chain too long (at depth ${depth})`);
+    return this.loop(id, `qualifier chain longer than ${MAX_DEPTH} (at depth ${depth}; a loop?)`);
   }
 }
 
