@@ -3,10 +3,10 @@
 //
 //   node scripts/bench-parse.mjs FILE ITERATIONS [NAME KIND]...
 //
-// Each iteration reads FILE as the CLI does (readBtfFile: read, detect the container, Btf.parse)
-// and looks up every NAME/KIND pair (the first lookup builds the name index). Prints JSON with
+// Each iteration reads FILE as the CLI does (readInput: read, detect the container, Btf.parse)
+// and looks up every NAME/KIND pair (whatever index the lookups build counts). Prints JSON with
 // every iteration's time in nanoseconds and the ids found, in the shape the libbpf helper prints.
-import { readBtfFile } from '../dist/kernels/read.js';
+import { readInput } from '../dist/cli/input.js';
 
 const [file, iterationsText, ...pairs] = process.argv.slice(2);
 const iterations = Number(iterationsText);
@@ -22,7 +22,7 @@ let found = [];
 let typeCount = 0;
 for (let it = 0; it < iterations; it++) {
   const start = process.hrtime.bigint();
-  const { btf } = await readBtfFile(file);
+  const { btf } = await readInput(file);
   // libbpf reports a missing type as -ENOENT; the same here, so the two can be compared as is.
   found = lookups.map(({ name, kind }) => btf.findByNameKind(name, kind) ?? -2);
   ns.push(Number(process.hrtime.bigint() - start));

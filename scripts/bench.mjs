@@ -11,6 +11,7 @@
 // which this runs: it downloads libbpf only the first time. Results: reports/bench/latest.json.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,11 +42,15 @@ if (file === undefined) {
   process.exit(1);
 }
 const size = statSync(file).size;
-console.log(`bench: ${file} (${(size / 1e6).toFixed(1)} MB)`);
+// Timings on a machine busy with other work mean little: say how busy it was.
+const load = loadavg()[0];
+console.log(
+  `bench: ${file} (${(size / 1e6).toFixed(1)} MB); load average ${load.toFixed(2)} on ${cpus().length} CPUs`,
+);
 
 const rows = [];
 const notes = [];
-const results = { file, size, date: new Date().toISOString(), parse: {}, dump: {} };
+const results = { file, size, load, date: new Date().toISOString(), parse: {}, dump: {} };
 
 // --- a) parse + name lookups, in-process -------------------------------------------------------
 const args = [file, String(PARSE_ITERATIONS), ...LOOKUPS.flat()];
@@ -80,7 +85,7 @@ const caBundle = process.env.NODE_EXTRA_CA_CERTS;
 const cleanEnv = { ...process.env };
 delete cleanEnv.NODE_EXTRA_CA_CERTS;
 for (const [label, ourArgs, bpftoolArgs, target] of [
-  ['btf dump (raw), whole process', `btf dump ${file}`, `btf dump file ${file}`, DUMP_TARGET],
+  ['btf dump (raw), whole process (median)', `btf dump ${file}`, `btf dump file ${file}`, DUMP_TARGET],
   [
     'btf dump --format c, whole process',
     `btf dump ${file} --format c`,
@@ -170,7 +175,7 @@ function runJson(command, commandArgs, what) {
   return JSON.parse(result.stdout);
 }
 
-/** Mean wall times in ns of two commands, measured together by hyperfine. */
+/** Median wall times in ns of two commands, measured together by hyperfine. */
 function hyperfine(label, oursCommand, theirsCommand, env) {
   console.log(`bench: timing ${label} …`);
   const json = join(buildDir, `hyperfine-${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
@@ -195,10 +200,13 @@ function hyperfine(label, oursCommand, theirsCommand, env) {
     notes.push(`${label}: hyperfine failed: ${lastLine(result.stderr)}`);
     return undefined;
   }
+  // Medians: on a shared machine a few runs land on a busy moment and drag a mean along.
   const [ours, theirs] = JSON.parse(readFileSync(json, 'utf8')).results;
   return {
-    ours: ours.mean * 1e9,
-    theirs: theirs.mean * 1e9,
+    ours: ours.median * 1e9,
+    theirs: theirs.median * 1e9,
+    oursMean: ours.mean * 1e9,
+    theirsMean: theirs.mean * 1e9,
     oursStddev: ours.stddev * 1e9,
     theirsStddev: theirs.stddev * 1e9,
   };

@@ -1,11 +1,7 @@
 import { writeSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
-import { release } from 'node:os';
-import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import type { Btf } from '../btf/btf.js';
 import { isCorematrixError } from '../errors.js';
-import type { BtfSource } from '../kernels/read.js';
+import { readInput, withFileSync } from './input.js';
 import { fdOutput, type Output, OutputClosed } from './output.js';
 
 // Only commander and the error types load up front: every command imports what it needs when it
@@ -155,68 +151,6 @@ async function run(invocation: Invocation, out: Output): Promise<void> {
       return;
     }
   }
-}
-
-/**
- * Reads the BTF of an input file. Raw BTF (what /sys/kernel/btf holds) needs nothing but the
- * parser, so it is read here without loading the container and decompression code, a quarter of
- * a raw dump's startup; anything else, and any file that cannot be read, goes to readBtfFile.
- */
-async function readInput(file: string, base?: Btf): Promise<{ btf: Btf; source: BtfSource }> {
-  const raw = await readIfRawBtf(file);
-  if (raw !== undefined) {
-    const { Btf } = await import('../btf/btf.js');
-    const btf = withFileSync(file, () => Btf.parse(raw, base === undefined ? {} : { base }));
-    const source: BtfSource = { container: 'raw' };
-    // The kernel's own BTF (vmlinux and modules) is that of the running kernel.
-    if (resolve(file).startsWith('/sys/kernel/btf/')) source.release = release();
-    return { btf, source };
-  }
-  const { readBtfFile } = await import('../kernels/read.js');
-  return withFile(file, () => readBtfFile(file, base === undefined ? {} : { base }));
-}
-
-/** The file's bytes if it starts with the BTF magic (either byte order), else undefined. */
-async function readIfRawBtf(file: string): Promise<Uint8Array | undefined> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(file, 'r');
-    const magic = new Uint8Array(2);
-    const { bytesRead } = await handle.read(magic, 0, 2, 0);
-    const isBtf =
-      bytesRead === 2 &&
-      ((magic[0] === 0x9f && magic[1] === 0xeb) || (magic[0] === 0xeb && magic[1] === 0x9f));
-    if (!isBtf) return undefined;
-    const bytes = await handle.readFile();
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  } catch {
-    // readBtfFile reports it, in the words every reader of kernel files uses.
-    return undefined;
-  } finally {
-    await handle?.close();
-  }
-}
-
-/** Errors while handling a file name that file, unless they already name one. */
-async function withFile<T>(file: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    throw attachFile(e, file);
-  }
-}
-
-function withFileSync<T>(file: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw attachFile(e, file);
-  }
-}
-
-function attachFile(e: unknown, file: string): unknown {
-  if (isCorematrixError(e) && e.file === undefined) e.file = file;
-  return e;
 }
 
 /** One line for expected failures; the stack only for what must be a bug. */
