@@ -192,9 +192,11 @@ export class Btf {
   private recordIndex(id: TypeId): number {
     const index = id - this.firstId;
     if (!(index >= 0 && index < this.offsets.length) || !Number.isInteger(index)) {
-      throw new ParseError('btf', `type id out of range (the BTF has ids below ${this.typeCount})`, {
-        typeId: id,
-      });
+      const why =
+        Number.isInteger(id) && id > 0 && id < this.firstId
+          ? `a type of the base BTF, which has its records (this BTF's own ids start at ${this.firstId})`
+          : `type id out of range (the BTF has ids below ${this.typeCount})`;
+      throw new ParseError('btf', why, { typeId: id });
     }
     return index;
   }
