@@ -113,15 +113,20 @@ class Output {
 }
 
 /**
- * Deep or looping type graphs in malformed input must end in a ParseError, never a stack overflow
- * escaping as a RangeError. Legitimate kernel BTF stays far below the limits used here.
+ * Deep or looping type graphs in malformed input must end in a typed error, never a RangeError:
+ * recursion is bounded by MAX_DEPTH, but a stack overflow (smaller stacks) or a definition too
+ * large for a JS string (millions of members) are caught here as a last resort. Whatever was
+ * written before the error stays written.
  */
 function guardRecursion(fn: () => void): void {
   try {
     fn();
   } catch (e) {
-    if (e instanceof RangeError) {
-      throw new ParseError('btf', `type graph too deep to write as C (${e.message})`, {}, { cause: e });
+    if (e instanceof RangeError && /call stack/i.test(e.message)) {
+      throw new ParseError('btf', `cannot write as C: type graph too deep (${e.message})`, {}, { cause: e });
+    }
+    if (e instanceof RangeError && /string length/i.test(e.message)) {
+      throw new NotSupportedError('c-header-size', `a definition is too large to write as C (${e.message})`);
     }
     throw e;
   }
