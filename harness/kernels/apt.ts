@@ -242,7 +242,8 @@ export class PrivateApt {
       `Dir::Cache ${q(path.join(this.root, 'cache'))};`,
       'Dir::Cache::archives "archives/";',
       'Dir::Cache::pkgcache "pkgcache.bin";',
-      'Dir::Cache::srcpkgcache "srcpkgcache.bin";',
+      // The source cache only speeds up rebuilding pkgcache.bin; it is as big, and we rebuild rarely.
+      'Dir::Cache::srcpkgcache "";',
       `Dir::Etc ${q(path.join(this.root, 'etc'))};`,
       'Dir::Etc::main "apt.conf.main-unused";',
       'Dir::Etc::parts "apt.conf.d";',

@@ -10,10 +10,10 @@
  * is linux-binary-unsigned-<release>, …/vmlinuz.unsigned) and linux-base-<release> (…/config).
  */
 
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { isCorematrixError, ParseError, UsageError } from '../errors.js';
+import { inFile, isCorematrixError, ParseError, UsageError } from '../errors.js';
 import {
   type Deb822Paragraph,
   debianMirrorFor,
@@ -23,6 +23,7 @@ import {
   readSystemSources,
 } from './apt.js';
 import {
+  addFile,
   type CacheEntry,
   cacheRoot,
   entryDirName,
@@ -33,6 +34,7 @@ import {
   writeEntry,
   writeFileAtomic,
 } from './cache.js';
+import { extractBtf, kernelRelease } from './image.js';
 
 // ---------------------------------------------------------------------------------------------
 // Debian version order (deb-version(7)), as dpkg --compare-versions computes it.
@@ -353,26 +355,6 @@ function stopChild(child: { stdout: { destroy(): void }; kill(): boolean }): voi
   child.kill();
 }
 
-/**
- * The version string a bzImage carries (what /proc/version shows), from the setup header: the
- * "HdrS" magic at 0x202 and, at 0x20e, a pointer to the string less 0x200 (boot protocol ≥ 2.00).
- */
-export function bzImageVersionString(image: Uint8Array): string {
-  const view = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
-  if (view.length < 0x210 || view.toString('latin1', 0x202, 0x206) !== 'HdrS') {
-    throw new ParseError('kernel-image', 'not a bzImage: no "HdrS" setup header at 0x202', { offset: 0x202 });
-  }
-  const pointer = view.readUInt16LE(0x20e);
-  const start = pointer + 0x200;
-  if (pointer === 0 || start >= view.length) {
-    throw new ParseError('kernel-image', `kernel_version pointer 0x${pointer.toString(16)} is out of range`, {
-      offset: 0x20e,
-    });
-  }
-  const end = view.indexOf(0, start);
-  return view.toString('latin1', start, end < 0 ? Math.min(view.length, start + 256) : end);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Fetching into the cache
 
@@ -401,6 +383,8 @@ export interface DebianKernel {
   dir: string;
   vmlinuz: string;
   config: string;
+  /** Raw BTF taken from the vmlinuz (what /sys/kernel/btf/vmlinux holds on that kernel). */
+  btf: string;
   entry: CacheEntry;
 }
 
@@ -518,6 +502,7 @@ function kernelFrom(entry: CacheEntry, name: string): DebianKernel {
     dir: entry.dir,
     vmlinuz: path.join(entry.dir, 'vmlinuz'),
     config: path.join(entry.dir, 'config'),
+    btf: path.join(entry.dir, 'btf'),
     entry,
   };
 }
@@ -559,11 +544,11 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
         );
       }
       // The image must be the kernel the package names, or everything keyed on the release is wrong.
-      const banner = bzImageVersionString(files.vmlinuz);
-      if (banner.split(' ')[0] !== r.release) {
+      const imageRelease = kernelRelease(files.vmlinuz);
+      if (imageRelease !== r.release) {
         throw new ParseError(
           'kernel-image',
-          `vmlinuz of ${r.package} says it is ${JSON.stringify(banner)}, not ${r.release}`,
+          `vmlinuz of ${r.package} says it is ${imageRelease}, not ${r.release}`,
         );
       }
       return writeEntry(
@@ -576,7 +561,6 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
           suite: r.suite,
           flavor: r.flavor,
           variant: r.variant,
-          banner,
           debs,
           mirror: apt.mirror,
         },
@@ -595,15 +579,20 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
 export async function fetchDebianKernel(spec: KernelSpec, options: FetchOptions = {}): Promise<DebianKernel> {
   checkSpec(spec);
   const root = cacheRoot(options.cache);
-  const resolutionFile = path.join(root, 'debian', 'resolved', `${specKey(spec)}.json`);
   const name = `debian-${spec.suite}-${spec.package ?? spec.version ?? 'newest'}`;
+  const entry = await ensureBtf(await fetchEntry(root, spec, options));
+  return kernelFrom(entry, name);
+}
+
+async function fetchEntry(root: string, spec: KernelSpec, options: FetchOptions): Promise<CacheEntry> {
+  const resolutionFile = path.join(root, 'debian', 'resolved', `${specKey(spec)}.json`);
   if (options.refresh !== true) {
     const pinned = await readResolution(resolutionFile);
     if (pinned !== undefined) {
       const state = await inspectEntry(path.join(root, pinned.entry));
-      if (state.state === 'ok') return kernelFrom(state.entry, name);
+      if (state.state === 'ok') return state.entry;
       try {
-        return kernelFrom(await ensureEntry(root, pinned, options), name);
+        return await ensureEntry(root, pinned, options);
       } catch (e) {
         // The pinned version may have left the archive (sid moves daily): update, resolve afresh.
         if (!isCorematrixError(e) || e.code !== 'io') throw e;
@@ -617,7 +606,27 @@ export async function fetchDebianKernel(spec: KernelSpec, options: FetchOptions 
   const resolution = await resolveKernel(spec, options);
   const entry = await ensureEntry(root, resolution, options);
   await writeFileAtomic(resolutionFile, `${JSON.stringify(resolution, null, 2)}\n`);
-  return kernelFrom(entry, name);
+  return entry;
+}
+
+/**
+ * Adds the raw BTF, taken from the vmlinuz, to an entry that lacks it. Kept apart from the
+ * download so that the kernel itself is cached even if this step fails.
+ */
+async function ensureBtf(entry: CacheEntry): Promise<CacheEntry> {
+  if (entry.meta.files.btf !== undefined) return entry;
+  return withLock(entryLock(entry.dir), async () => {
+    const now = await inspectEntry(entry.dir);
+    if (now.state !== 'ok')
+      throw ioError(
+        `cache entry changed while adding its BTF: ${'problem' in now ? now.problem : now.state}`,
+        entry.dir,
+      );
+    if (now.entry.meta.files.btf !== undefined) return now.entry;
+    const vmlinuz = path.join(entry.dir, 'vmlinuz');
+    const { btf } = inFile(vmlinuz, () => extractBtf(readFileSync(vmlinuz)));
+    return addFile(now.entry, 'btf', btf);
+  });
 }
 
 async function readResolution(file: string): Promise<Resolution | undefined> {

@@ -18,7 +18,7 @@ export interface CachedKernel {
   dir: string;
   vmlinuz: string;
   config: string;
-  /** Raw BTF extracted from the vmlinuz, when the cache entry has it. */
+  /** Raw BTF extracted from the vmlinuz (fetching adds it to every entry). */
   btf?: string;
 }
 
@@ -38,7 +38,6 @@ export function testCacheRoot(): string {
 }
 
 export function toCachedKernel(name: string, k: DebianKernel): CachedKernel {
-  const btf = k.entry.meta.files.btf === undefined ? undefined : path.join(k.dir, 'btf');
   return {
     name,
     suite: k.suite,
@@ -46,7 +45,7 @@ export function toCachedKernel(name: string, k: DebianKernel): CachedKernel {
     dir: k.dir,
     vmlinuz: k.vmlinuz,
     config: k.config,
-    ...(btf === undefined ? {} : { btf }),
+    ...(k.entry.meta.files.btf === undefined ? {} : { btf: k.btf }),
   };
 }
 
@@ -58,6 +57,8 @@ export function toCachedKernel(name: string, k: DebianKernel): CachedKernel {
 export async function defaultDebianKernels(): Promise<CachedKernel[]> {
   const cache = testCacheRoot();
   return Promise.all(
-    DEFAULT_DEBIAN_KERNELS.map(async ({ name, spec }) => toCachedKernel(name, await fetchDebianKernel(spec, { cache }))),
+    DEFAULT_DEBIAN_KERNELS.map(async ({ name, spec }) =>
+      toCachedKernel(name, await fetchDebianKernel(spec, { cache })),
+    ),
   );
 }
