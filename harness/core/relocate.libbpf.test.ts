@@ -119,7 +119,11 @@ describe('CO-RE decisions equal libbpf 1.7', () => {
     console.log([...perTarget].map(([t, n]) => `${t}: ${n}`).join(', '));
     // Every target must have been compared, and every outcome libbpf has must be exercised, or the
     // comparison proves less than it claims.
-    expect([...perTarget.keys()].sort()).toEqual(targets().map((t) => t.name).sort());, or the comparison proves less than it claims.
+    expect([...perTarget.keys()].sort()).toEqual(
+      targets()
+        .map((t) => t.name)
+        .sort(),
+    );
     expect([...tally.keys()].sort()).toEqual(['error', 'patched', 'poisoned']);
     expect(disagreements).toEqual([]);
     expect(compared).toBeGreaterThan(500);
