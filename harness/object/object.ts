@@ -2,6 +2,18 @@ import { Btf } from '../btf/btf.js';
 import { Elf, type ElfSection, sectionLabel } from '../elf/elf.js';
 import { ParseError } from '../errors.js';
 import { type BtfExt, parseBtfExt } from './btf-ext.js';
+import {
+  collectGlobalDataMaps,
+  fixupDatasecs,
+  layoutSections,
+  makeGlobalDataMap,
+  type OpenError,
+  objectNameFromPath,
+  type SectionLayout,
+} from './data.js';
+import { type BpfExtern, collectExterns } from './externs.js';
+import { collectInsnRelocs, type InsnReloc } from './insn-relocs.js';
+import { type BpfMap, collectBtfMaps, collectLegacyMaps, collectMapRelos, globalDataAsMap } from './maps.js';
 import { type AttachTarget, attachTargetOf, findSectionDef, SEC, type SectionDef } from './sections.js';
 
 const SHT_PROGBITS = 1;
@@ -54,6 +66,35 @@ export interface BpfObject {
   /** The "version" section (legacy kernel version), if present. */
   kernelVersion: number | undefined;
   littleEndian: boolean;
+  /** libbpf's object name (from the file name; prefixes the global data maps' names). */
+  objectName: string;
+  /** How libbpf's elf_collect classifies the sections. */
+  layout: SectionLayout;
+  /**
+   * Maps in libbpf's order (its map indexes): legacy "maps" definitions (libbpf v0.x), BTF-defined
+   * maps in .maps DATASEC order, global data maps in section order, then .kconfig.
+   */
+  maps: BpfMap[];
+  /** Externs in libbpf's sorted order (Kconfig first, then ksyms). */
+  externs: BpfExtern[];
+  /** Relocations of program instructions, per relocation section in section order. */
+  insnRelocs: InsnReloc[];
+  /**
+   * Everywhere bpf_object__open would fail, in libbpf's order (it stops at the first): ELF
+   * collection, externs, maps, relocations.
+   */
+  openErrors: OpenError[];
+}
+
+export interface ParseBpfObjectOptions {
+  /**
+   * The object's file name or path: libbpf names the object after it (bpf_object__new), and the
+   * global data maps after the object ("minimal.bpf.o" → "minimal", map "minimal.rodata").
+   * Without it the object name is '' and those maps are named after their sections.
+   */
+  path?: string;
+  /** The object name itself (libbpf's bpf_object_open_opts.object_name); overrides `path`. */
+  objectName?: string;
 }
 
 const EM_BPF = 247;
@@ -62,7 +103,7 @@ const EM_BPF = 247;
  * Opens a relocatable BPF object the way bpf_object__open does, as far as corematrix needs: ELF
  * sections and symbols, programs, .BTF and .BTF.ext. Pure: takes the file's bytes.
  */
-export function parseBpfObject(bytes: Uint8Array): BpfObject {
+export function parseBpfObject(bytes: Uint8Array, options: ParseBpfObjectOptions = {}): BpfObject {
   const elf = Elf.parse(bytes);
   if (elf.header.machine !== EM_BPF) {
     throw new ParseError('bpf-object', `not a BPF object (e_machine ${elf.header.machine}, want ${EM_BPF})`, {
@@ -108,7 +149,88 @@ export function parseBpfObject(bytes: Uint8Array): BpfObject {
       elf.littleEndian,
     );
   }
-  return { elf, btf, btfExt, programs, license, kernelVersion, littleEndian: elf.littleEndian };
+  const objectName =
+    options.objectName !== undefined
+      ? options.objectName.slice(0, 15)
+      : options.path === undefined
+        ? ''
+        : objectNameFromPath(options.path);
+  const obj: BpfObject = {
+    elf,
+    btf,
+    btfExt,
+    programs,
+    license,
+    kernelVersion,
+    littleEndian: elf.littleEndian,
+    objectName,
+    layout: layoutSections(elf),
+    maps: [],
+    externs: [],
+    insnRelocs: [],
+    openErrors: [],
+  };
+  collectOpenModel(obj, symbols);
+  return obj;
+}
+
+/** libbpf's open stages after elf_collect: externs, maps, relocations (bpf_object_open). */
+function collectOpenModel(obj: BpfObject, symbols: ReturnType<Elf['symbols']>): void {
+  const { elf, btf, layout } = obj;
+  const errors = obj.openErrors;
+  errors.push(...layout.errors);
+  const externs = collectExterns(btf, symbols);
+  obj.externs = externs.externs;
+  errors.push(...externs.errors);
+
+  const fixed = fixupDatasecs(elf, btf, symbols);
+  errors.push(...fixed.errors);
+  const datasecs = fixed.datasecs;
+
+  const legacy = collectLegacyMaps(elf, layout, symbols);
+  const btfMaps = collectBtfMaps(elf, btf, datasecs, layout);
+  errors.push(...legacy.errors, ...btfMaps.errors);
+  const maps = [...legacy.maps, ...btfMaps.maps];
+  for (const data of collectGlobalDataMaps(elf, btf, datasecs, layout, obj.objectName)) {
+    maps.push(globalDataAsMap(elf, data));
+  }
+  if (externs.kconfigSize > 0) {
+    const kconfig = makeGlobalDataMap(
+      btf,
+      datasecs,
+      obj.objectName,
+      'kconfig',
+      '.kconfig',
+      layout.symbolsIndex,
+      undefined,
+      externs.kconfigSize,
+    );
+    maps.push(globalDataAsMap(elf, kconfig));
+  }
+  obj.maps = maps;
+
+  const relocs = collectInsnRelocs({
+    elf,
+    layout,
+    symbols,
+    programs: obj.programs,
+    maps,
+    externs: obj.externs,
+  });
+  obj.insnRelocs = relocs.relocs;
+  const mapRelos = collectMapRelos(
+    elf,
+    btf,
+    layout,
+    maps,
+    btfMaps.mapsDatasecId,
+    datasecs,
+    obj.programs,
+    symbols,
+  );
+  // libbpf goes through the relocation sections in section order, .rel.maps among the others.
+  const sectionOrder = (e: OpenError) => elf.sectionHeader(e.section ?? '')?.index ?? -1;
+  errors.push(...[...relocs.errors, ...mapRelos].sort((a, b) => sectionOrder(a) - sectionOrder(b)));
 }
 
 function addPrograms(
