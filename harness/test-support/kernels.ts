@@ -4,6 +4,7 @@
  * archive; after that it reads only the cache.
  */
 
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type DebianKernel, fetchDebianKernel, type KernelSpec } from '../kernels/debian.js';
@@ -61,4 +62,28 @@ export async function defaultDebianKernels(): Promise<CachedKernel[]> {
       toCachedKernel(name, await fetchDebianKernel(spec, { cache })),
     ),
   );
+}
+
+/**
+ * Bundles a TypeScript entry (given as source, importing repository modules by absolute path) into
+ * one ES module runnable by plain `node`, for tests that need separate processes (to kill them, or
+ * to race them). Bare imports (npm packages) stay external and resolve from the repository's
+ * node_modules, where the bundle is written.
+ */
+export async function bundleForNode(name: string, source: string): Promise<string> {
+  const { build } = await import('rolldown');
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const dir = path.join(repo, 'node_modules', '.cache', 'corematrix-tests');
+  await fs.mkdir(dir, { recursive: true });
+  const entry = path.join(dir, `${name}.${process.pid}.ts`);
+  const output = path.join(dir, `${name}.${process.pid}.mjs`);
+  await fs.writeFile(entry, source);
+  await build({
+    input: entry,
+    platform: 'node',
+    external: [/^[^./]/],
+    output: { file: output, format: 'esm' },
+    logLevel: 'warn',
+  });
+  return output;
 }
