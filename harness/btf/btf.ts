@@ -194,7 +194,7 @@ export class Btf {
     if (!(index >= 0 && index < this.offsets.length) || !Number.isInteger(index)) {
       const why =
         Number.isInteger(id) && id > 0 && id < this.firstId
-          ? `a type of the base BTF, which has its records (this BTF's own ids start at ${this.firstId})`
+          ? `a type of the base BTF: ask the base (this BTF's own ids start at ${this.firstId})`
           : `type id out of range (the BTF has ids below ${this.typeCount})`;
       throw new ParseError('btf', why, { typeId: id });
     }
