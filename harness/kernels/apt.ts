@@ -194,6 +194,8 @@ export function ioError(message: string, file?: string, cause?: unknown): Corema
   return new CorematrixError('io', message, { file, cause });
 }
 
+const SIGNATURE_PROBLEM = /GPG error|is not signed|NO_PUBKEY|EXPKEYSIG|REVKEYSIG|BADSIG/;
+
 export interface PrivateAptOptions {
   /** Directory holding this apt's state, cache and configuration (created as needed). */
   root: string;
@@ -337,15 +339,19 @@ export class PrivateApt {
    */
   async update(): Promise<void> {
     await this.prepare();
-    const result = await this.run('apt-get', ['update', '-q']);
-    // apt turns a bad signature into a warning plus "not signed" error, but on an already-updated
-    // state it may keep the old lists and exit 0; any GPG complaint is a failure for us.
-    const gpgProblem = `${result.stderr}`
-      .split('\n')
-      .find((l) => /GPG error|not signed|NO_PUBKEY|EXPKEYSIG/.test(l));
-    if (gpgProblem !== undefined) {
+    let output: string;
+    try {
+      output = `${(await this.run('apt-get', ['update', '-q'])).stderr}`;
+    } catch (e) {
+      output = e instanceof Error ? e.message : String(e);
+      if (!SIGNATURE_PROBLEM.test(output)) throw e;
+    }
+    // apt turns a bad signature into a warning plus a "not signed" error (exit 100); on a state
+    // updated before, it may keep the old lists and exit 0. Any signature complaint fails here.
+    const problem = output.split(/\n|; /).find((l) => SIGNATURE_PROBLEM.test(l));
+    if (problem !== undefined) {
       throw ioError(
-        `the Release of ${this.suite} at ${this.mirror} is not signed by a key in ${this.keyring}: ${gpgProblem}`,
+        `the Release of ${this.suite} at ${this.mirror} is not signed by a key in ${this.keyring} (apt: ${problem.trim()})`,
         this.root,
       );
     }

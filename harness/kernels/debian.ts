@@ -516,9 +516,10 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
     if (existing.state !== 'missing') options.log?.(`refetching ${r.package}: ${existing.problem}`);
     const apt = await aptFor(root, r.suite);
     const downloads = path.join(root, '.apt', r.suite, `.download-${process.pid}-${Date.now()}`);
-    await fs.mkdir(downloads, { recursive: true });
     try {
       const debFiles = await withLock(suiteLock(root, r.suite), async () => {
+        await removeDeadDownloads(path.dirname(downloads));
+        await fs.mkdir(downloads, { recursive: true });
         if (!(await apt.hasLists())) await apt.update();
         const files: string[] = [];
         for (const d of r.debs) {
@@ -569,6 +570,21 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
       await fs.rm(downloads, { recursive: true, force: true });
     }
   });
+}
+
+/** Removes download directories of processes that died (killed mid-download). Call under the suite lock. */
+async function removeDeadDownloads(aptRoot: string): Promise<void> {
+  for (const n of await fs.readdir(aptRoot).catch(() => [] as string[])) {
+    const pid = Number(/^\.download-(\d+)-/.exec(n)?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) await fs.rm(path.join(aptRoot, n), { recursive: true, force: true });
+  }
 }
 
 /**
