@@ -62,12 +62,12 @@ describe('global data maps of maps.bpf.c', () => {
           join(f.path, '..', 'scratch.o'),
         ]);
       }
-      const bytes = m.kind === 'bss' ? new Uint8Array(m.valueSize) : new Uint8Array(readFileSync(out));
+      const bytes = m.kind === 'bss' ? undefined : new Uint8Array(readFileSync(out));
       expect(m.data!.initialBytes, m.realName).toEqual(bytes);
-      expect(m.valueSize).toBe(bytes.length);
+      expect(m.valueSize).toBe(bytes?.length ?? obj.elf.sectionHeader(m.realName)?.size);
     }
     const view = (name: string) => {
-      const b = data.find((m) => m.realName === name)!.data!.initialBytes;
+      const b = data.find((m) => m.realName === name)!.data!.initialBytes!;
       return new DataView(b.buffer, b.byteOffset, b.byteLength);
     };
     expect(view('.data').getBigUint64(0, true)).toBe(42n); // counter = 42

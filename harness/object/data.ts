@@ -214,8 +214,11 @@ export interface GlobalDataMap {
   sectionIndex: number;
   /** value_size: the section's size (for .kconfig, the end of the last Kconfig extern). */
   size: number;
-  /** The initial contents: the section's bytes (zeros for .bss and .kconfig, filled at load). */
-  initialBytes: Uint8Array;
+  /**
+   * The initial contents: the section's bytes for .data* and .rodata*; undefined for .bss* and
+   * .kconfig, which start as `size` zero bytes (libbpf fills .kconfig at load).
+   */
+  initialBytes: Uint8Array | undefined;
   /** BPF_F_RDONLY_PROG: .rodata* and .kconfig, read-only for programs. */
   readonly: boolean;
   /** libbpf freezes .rodata* and .kconfig after setting their contents: read-only from user space too. */
@@ -286,8 +289,7 @@ export function makeGlobalDataMap(
   const btfValueTypeId = btf?.findByName(realName)[0] ?? 0;
   const mmapable = btf !== undefined && btfValueTypeId !== 0 && hasExposedVar(btf, datasecs, btfValueTypeId);
   const mapFlags = (readonly ? BPF_F_RDONLY_PROG : 0) | (mmapable ? BPF_F_MMAPABLE : 0);
-  const initialBytes = new Uint8Array(size);
-  if (contents !== undefined) initialBytes.set(contents.subarray(0, size));
+  const initialBytes = contents?.subarray(0, size);
   const kernelName = internalMapName(objectName, realName);
   const usesRealName =
     (kind === 'data' && realName !== '.data') || (kind === 'rodata' && realName !== '.rodata');

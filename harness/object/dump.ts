@@ -96,7 +96,9 @@ function formatOpenModel(obj: BpfObject): string[] {
       );
     }
     for (const slot of m.initialSlots ?? []) lines.push(`    [${slot.slot}] = ${slot.kind} ${slot.name}`);
-    if (m.data !== undefined && m.data.size > 0) {
+    if (m.data !== undefined && m.data.initialBytes === undefined) {
+      lines.push(`    ${m.data.size} bytes, zero-filled`);
+    } else if (m.data?.initialBytes !== undefined && m.data.size > 0) {
       const shown = m.data.initialBytes.subarray(0, 32);
       const hex = Array.from(shown, (b) => b.toString(16).padStart(2, '0')).join(' ');
       lines.push(`    ${m.data.size} bytes: ${hex}${m.data.size > shown.length ? ' …' : ''}`);
