@@ -130,3 +130,23 @@ char LICENSE[] SEC("license") = "GPL";`;
     expect(obj.insnRelocs.find((r) => r.error !== undefined)?.symbol).toBe('other');
   });
 });
+
+describe('byte order', () => {
+  it('a big-endian build has the same maps, externs and relocations as the little-endian one', () => {
+    const view = (target: 'bpfel' | 'bpfeb', name: string) => {
+      const f = buildFixture(name, { target, defines: ['NO_PIN'], outName: `${name}-${target}` });
+      const obj = parseBpfObject(f.bytes, { path: `${name}.o` });
+      return {
+        maps: obj.maps.map((m) => [m.name, m.typeName, m.keySize, m.valueSize, m.maxEntries, m.initialSlots]),
+        externs: obj.externs.map((e) => [e.name, e.kconfig?.dataOffset, e.ksym?.typeless]),
+        relocs: obj.insnRelocs.map((r) => [r.program, r.insn, r.kind, r.target, r.offset]),
+        errors: obj.openErrors,
+      };
+    };
+    for (const name of ['maps', 'externs']) {
+      const le = view('bpfel', name);
+      expect(le.errors).toEqual([]);
+      expect(view('bpfeb', name)).toEqual(le);
+    }
+  });
+});
