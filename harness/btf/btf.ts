@@ -65,6 +65,8 @@ export class Btf {
   private readonly offsets: Uint32Array;
   /** Name offset of each own type, indexed by id - firstId. */
   private readonly names: Uint32Array;
+  /** 1 at every string offset an own type is named by (scanning marks them for name lookups). */
+  private readonly nameMarks: Uint8Array;
   private readonly cache: (BtfType | undefined)[];
   private nameIndex: NameIndex | undefined;
   private readonly lookups = new Map<string, readonly TypeId[]>();
@@ -85,7 +87,8 @@ export class Btf {
     );
     this.typeStart = header.hdrLen + header.typeOff;
     this.words = typeWords(raw, this.typeStart, header.typeLen, littleEndian);
-    const scan = scanTypes(this.words, this.strings.end, this.firstId);
+    this.nameMarks = new Uint8Array(this.strings.end);
+    const scan = scanTypes(this.words, this.strings.end, this.firstId, this.nameMarks);
     this.offsets = scan.offsets.subarray(0, scan.count);
     this.names = scan.names.subarray(0, scan.count);
     this.typeCount = this.firstId + scan.count;
@@ -184,7 +187,7 @@ export class Btf {
 
   private index(): NameIndex {
     if (this.nameIndex === undefined) {
-      this.nameIndex = new NameIndex(this.names, this.firstId, this.strings);
+      this.nameIndex = new NameIndex(this.names, this.nameMarks, this.firstId, this.strings);
     }
     return this.nameIndex;
   }
@@ -405,7 +408,7 @@ interface Scan {
  * reporting out of this loop keeps it small, which is what makes it fast in a fresh process: V8
  * optimizes a small loop soon after it starts, a large one only after the parse is over.
  */
-function scanTypes(w: Uint32Array, strEnd: number, firstId: number): Scan {
+function scanTypes(w: Uint32Array, strEnd: number, firstId: number, nameMarks: Uint8Array): Scan {
   const nWords = w.length;
   // Each record is at least 3 words, which bounds the count.
   const offsets = new Uint32Array(Math.floor(nWords / 3));
@@ -464,6 +467,7 @@ function scanTypes(w: Uint32Array, strEnd: number, firstId: number): Scan {
       break;
     }
     names[n] = w[p]!;
+    nameMarks[w[p]!] = 1;
     offsets[n++] = p;
     p = next;
   }
@@ -525,7 +529,8 @@ function primeScan(): void {
     for (let i = 0; i < trailing; i++) words.push(kind === KIND.INT ? 32 : 0);
   }
   const primer = Uint32Array.from(words);
-  for (let i = 0; i < PRIMING_RUNS; i++) scanTypes(primer, 1, 1);
+  const marks = new Uint8Array(1);
+  for (let i = 0; i < PRIMING_RUNS; i++) scanTypes(primer, 1, 1, marks);
 }
 /** Runs of the primer: Node 20's V8 marks the scan for optimization after ~80. */
 const PRIMING_RUNS = 100;
@@ -644,9 +649,11 @@ const SEARCHES_BEFORE_HASHING = 8;
 /**
  * Name → ids for one BTF's own types, without decoding names into JS strings (decoding ~100k
  * kernel names would cost more than the whole parse). The first few lookups search the string
- * section's bytes for the name (a native memmem, ~1 ms for a kernel) and then the records for
- * those name offsets, as libbpf's linear btf__find_by_name does. When lookups keep coming, it
- * hashes every type name's bytes once (~5 ms for a kernel) and answers from the hash table.
+ * section's bytes for the name (a native memmem, ~1 ms for a kernel), keep the offsets some type
+ * is named by (marked during the scan), and find those offsets among the records' name offsets
+ * (native TypedArray.indexOf), as libbpf's linear btf__find_by_name would. When lookups keep
+ * coming, it hashes every type name's bytes once (~5 ms warm, ~12 ms in a fresh process) and
+ * answers from the hash table in microseconds.
  */
 class NameIndex {
   private byName: ChainedIndex | undefined;
@@ -655,6 +662,8 @@ class NameIndex {
   constructor(
     /** Each record's name offset. */
     private readonly names: Uint32Array,
+    /** 1 at every string offset some record is named by. */
+    private readonly marks: Uint8Array,
     private readonly firstId: number,
     private readonly strings: StringTable,
   ) {}
@@ -665,13 +674,18 @@ class NameIndex {
     const ids: TypeId[] = [];
     const { names, firstId, strings } = this;
     if (this.byName === undefined && this.searches++ < SEARCHES_BEFORE_HASHING) {
-      // Several offsets may hold the name: a string section need not be deduplicated. Both
-      // searches are native (memmem, then TypedArray.indexOf), so cheap also in a fresh process.
-      const found = strings.findAll(query);
-      for (const off of found) {
+      // The name may sit at several offsets: a string section need not be deduplicated, and a
+      // name may be the tail of other strings ("file" of "seq_file"). Only those some type is
+      // named by matter. Both searches are native (memmem, TypedArray.indexOf): cheap also in a
+      // fresh process.
+      const marks = this.marks;
+      let offsets = 0;
+      for (const off of strings.findAll(query)) {
+        if (marks[off] !== 1) continue;
+        offsets++;
         for (let i = names.indexOf(off); i >= 0; i = names.indexOf(off, i + 1)) ids.push(firstId + i);
       }
-      if (found.length > 1) ids.sort((a, b) => a - b);
+      if (offsets > 1) ids.sort((a, b) => a - b);
     } else {
       if (this.byName === undefined) {
         this.byName = new ChainedIndex(names.length, (i) => {
