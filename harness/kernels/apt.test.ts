@@ -14,6 +14,7 @@ import {
   parseOneLineSources,
   readSystemSources,
 } from './apt.js';
+import { suiteApt } from './debian.js';
 
 // Mirrors in these tests are made-up names under the reserved .example domain.
 const ONE_LINE = `# a comment
@@ -156,7 +157,9 @@ describe('private apt', () => {
     });
     await expect(apt.update()).rejects.toMatchObject({
       code: 'io',
-      message: expect.stringMatching(/Release of sid .* is not signed by a key in .*bullseye-stable.gpg.*NO_PUBKEY/),
+      message: expect.stringMatching(
+        /Release of sid .* is not signed by a key in .*bullseye-stable.gpg.*NO_PUBKEY/,
+      ),
     });
     expect(await apt.hasLists()).toBe(false);
   });

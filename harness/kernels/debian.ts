@@ -109,21 +109,22 @@ export interface KernelSpec {
   variant?: 'signed' | 'unsigned';
 }
 
-/** A kernel image package name taken apart: linux-image-<release>[-unsigned]. */
+/**
+ * Debian's kernel ABI name, the part of the release before the flavor: "5.10.0-32", "6.1.0-50",
+ * "6.12.117+deb13", "6.13-rc7". Matching it exactly keeps one flavor from swallowing another that
+ * ends alike ("cloud-amd64" also ends in "-amd64").
+ */
+const ABI_NAME = String.raw`\d+\.\d+(?:\.\d+)*(?:-rc\d+)?(?:-\d+)?(?:\+[a-z0-9.]+)?`;
+
+/** A kernel image package name taken apart: linux-image-<abi>-<flavor>[-unsigned]. */
 export function parseImagePackageName(
   name: string,
   flavor: string,
 ): { release: string; variant: 'signed' | 'unsigned' } | undefined {
-  const m = /^linux-image-([0-9][^\s]*)$/.exec(name);
+  const escaped = flavor.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^linux-image-(${ABI_NAME}-${escaped})(-unsigned)?$`).exec(name);
   if (m === null) return undefined;
-  let rest = m[1]!;
-  let variant: 'signed' | 'unsigned' = 'signed';
-  if (rest.endsWith('-unsigned')) {
-    variant = 'unsigned';
-    rest = rest.slice(0, -'-unsigned'.length);
-  }
-  if (!rest.endsWith(`-${flavor}`)) return undefined;
-  return { release: rest, variant };
+  return { release: m[1]!, variant: m[2] === undefined ? 'signed' : 'unsigned' };
 }
 
 /** Whether Debian version `version` starts with the version prefix `prefix` ("6.1" ≠ "6.12.3-1"). */
@@ -421,7 +422,8 @@ function checkSpec(spec: KernelSpec): void {
   }
 }
 
-async function aptFor(root: string, suite: string): Promise<PrivateApt> {
+/** The private apt for one suite, under `<cache>/.apt/<suite>`, with the mirror the system uses. */
+export async function suiteApt(root: string, suite: string): Promise<PrivateApt> {
   const mirror = debianMirrorFor(suite, await readSystemSources());
   return new PrivateApt({
     root: path.join(root, '.apt', suite),
@@ -444,7 +446,7 @@ export async function resolveKernel(
   const root = cacheRoot(options.cache);
   const flavor = spec.flavor ?? 'cloud-amd64';
   const variant = spec.variant ?? 'signed';
-  const apt = options.apt ?? (await aptFor(root, spec.suite));
+  const apt = options.apt ?? (await suiteApt(root, spec.suite));
   return withLock(suiteLock(root, spec.suite), async () => {
     if (options.refresh === true || !(await apt.hasLists())) {
       options.log?.(`updating the package index of ${spec.suite}`);
@@ -514,7 +516,7 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
     const existing = await inspectEntry(dir);
     if (existing.state === 'ok') return existing.entry;
     if (existing.state !== 'missing') options.log?.(`refetching ${r.package}: ${existing.problem}`);
-    const apt = await aptFor(root, r.suite);
+    const apt = await suiteApt(root, r.suite);
     const downloads = path.join(root, '.apt', r.suite, `.download-${process.pid}-${Date.now()}`);
     try {
       const debFiles = await withLock(suiteLock(root, r.suite), async () => {
