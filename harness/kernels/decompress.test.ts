@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isCorematrixError, NotSupportedError, ParseError } from '../errors.js';
-import { type Compression, decompress, decompressAs, detectCompression } from './decompress.js';
+import { type Compression, decompress, decompressAs, detectCompression, xxh64 } from './decompress.js';
 import {
   COMPRESSIONS,
   compressWith,
@@ -207,6 +207,31 @@ describe('format details', () => {
     const tooLarge = unknown.slice();
     new DataView(tooLarge.buffer).setBigUint64(5, 1n << 40n, true);
     expect((thrown(() => decompress(tooLarge)) as ParseError).reason).toMatch(/limit/);
+  });
+
+  it('computes XXH64 as the xxHash reference does', () => {
+    // Published test vectors of XXH64 with seed 0.
+    expect(xxh64(new Uint8Array(0))).toEqual([0xef46db37, 0x51d8e999]);
+    expect(xxh64(Buffer.from('a'))).toEqual([0xd24ec4f1, 0xa98c6e5b]);
+  });
+
+  it('checks the zstd content checksum, also when the size comes from the trailer', () => {
+    const stream = smallStreams.get('zstd')!;
+    expect(stream[4]! & 0x04).toBe(0x04); // the CLI writes a checksum by default
+    const badChecksum = stream.slice();
+    flip(badChecksum, stream.length - 1);
+    expect((thrown(() => decompress(badChecksum)) as ParseError).reason).toMatch(/checksum/);
+    // A trailer one byte short: fzstd would drop the last byte without a word; the checksum objects.
+    const shortTrailer = withSizeTrailer(stream, small.length - 1);
+    expect(thrown(() => decompress(shortTrailer))).toBeInstanceOf(ParseError);
+    const unchecked = compressWith(['zstd', '-3', '-q', '--no-check', '-c', '-'], small);
+    expect(same(decompress(withSizeTrailer(unchecked, small.length)).data, small)).toBe(true);
+    // Two frames: decoded whole (fzstd's slow path), not checked against one checksum.
+    const two = new Uint8Array([
+      ...compressWith(['zstd', '-q', '-c', '-'], small.subarray(0, 999)),
+      ...compressWith(['zstd', '-q', '-c', '-'], small.subarray(999)),
+    ]);
+    expect(same(decompress(withSizeTrailer(two, small.length)).data, small)).toBe(true);
   });
 
   it('reads lz4 legacy streams concatenated (the magic repeated)', () => {

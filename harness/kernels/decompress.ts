@@ -699,6 +699,7 @@ const ZSTD_MAGIC = 0xfd2fb528;
 function unzstd(bytes: Uint8Array, ctx: Context): Uint8Array {
   let p = 0;
   let declaredTotal = 0;
+  const frames: ZstdFrame[] = [];
   for (;;) {
     if (p + 4 > bytes.length) break;
     const magic = readU32LE(bytes, p);
@@ -713,20 +714,62 @@ function unzstd(bytes: Uint8Array, ctx: Context): Uint8Array {
       break; // trailing bytes: the kernel's size trailer
     }
     const frame = walkZstdFrame(bytes, p, ctx);
+    frames.push(frame);
     declaredTotal += frame.contentSize ?? 0;
     ctx.checkSize(declaredTotal, p);
     p = frame.end;
   }
-  const out = zstdDecompress(bytes.subarray(0, p));
-  ctx.checkSize(out.length, p);
+  const stream = bytes.subarray(0, p);
+  // The kernel's zstd writes from a pipe: no content size in the frame header. fzstd then decodes
+  // into a sliding window and moves the whole window (128 MiB for zstd -22) after every 128 KiB
+  // block, which takes half a minute on a kernel; told the size, it decodes straight into the
+  // output. The size is the caller's, or the size trailer right after the frame.
+  const only = frames.length === 1 ? frames[0]! : undefined;
+  const size = ctx.expectedSize ?? (bytes.length - p === 4 ? readU32LE(bytes, p) : undefined);
+  let out: Uint8Array;
+  if (only !== undefined && only.contentSize === undefined && size !== undefined && size > 0) {
+    ctx.checkSize(size, only.start);
+    out = zstdDecompress(withZstdContentSize(stream, only, size));
+  } else {
+    out = zstdDecompress(stream);
+    ctx.checkSize(out.length, p);
+  }
+  // fzstd checks no content checksum; with one frame (the kernel's case) it is checked here. It also
+  // catches a wrong size given above, where fzstd would silently drop or zero-fill bytes.
+  if (only?.hasChecksum) {
+    const stored = readU32LE(bytes, only.end - 4);
+    const actual = xxh64(out)[1];
+    if (stored !== actual) {
+      throw ctx.fail(
+        `content checksum mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`,
+        only.end - 4,
+      );
+    }
+  }
   return out;
 }
 
-function walkZstdFrame(
-  bytes: Uint8Array,
-  start: number,
-  ctx: Context,
-): { end: number; contentSize?: number } {
+interface ZstdFrame {
+  start: number;
+  end: number;
+  contentSize?: number;
+  /** Where the Frame_Content_Size field is, or would be. */
+  contentSizeAt: number;
+  /** Whether the frame ends with a content checksum (the low 32 bits of the XXH64 of the content). */
+  hasChecksum: boolean;
+}
+
+/** A copy of a one-frame stream whose header gains a 4-byte Frame_Content_Size of `size`. */
+function withZstdContentSize(stream: Uint8Array, frame: ZstdFrame, size: number): Uint8Array {
+  const out = new Uint8Array(stream.length + 4);
+  out.set(stream.subarray(0, frame.contentSizeAt));
+  out[frame.start + 4] = (stream[frame.start + 4]! & 0x3f) | (2 << 6); // FCS_Flag 2: 4 bytes
+  new DataView(out.buffer).setUint32(frame.contentSizeAt, size, true);
+  out.set(stream.subarray(frame.contentSizeAt), frame.contentSizeAt + 4);
+  return out;
+}
+
+function walkZstdFrame(bytes: Uint8Array, start: number, ctx: Context): ZstdFrame {
   ctx.need(bytes, start + 5, 'a zstd frame header');
   const descriptor = bytes[start + 4]!;
   if (descriptor & 0x08) throw ctx.fail('reserved frame header bit set', start + 4);
@@ -753,6 +796,7 @@ function walkZstdFrame(
     ctx.checkSize(contentSize, p);
   }
   if (windowSize !== undefined) ctx.checkSize(Math.min(windowSize, contentSize ?? windowSize), start + 5);
+  const contentSizeAt = p;
   p += contentSizeSize;
   for (;;) {
     ctx.need(bytes, p + 3, 'a block header');
@@ -769,7 +813,9 @@ function walkZstdFrame(
     ctx.need(bytes, p + 4, 'the content checksum');
     p += 4;
   }
-  return contentSize === undefined ? { end: p } : { end: p, contentSize };
+  const frame: ZstdFrame = { start, end: p, contentSizeAt, hasChecksum: hasChecksum === 1 };
+  if (contentSize !== undefined) frame.contentSize = contentSize;
+  return frame;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -791,4 +837,210 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
     at += part.length;
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// XXH64, for zstd's content checksum (fzstd does not check it). 64-bit arithmetic on pairs of
+// 32-bit halves: BigInt would take seconds on a 60 MB vmlinux.
+
+const P1_HI = 0x9e3779b1;
+const P1_LO = 0x85ebca87;
+const P2_HI = 0xc2b2ae3d;
+const P2_LO = 0x27d4eb4f;
+const P3_HI = 0x165667b1;
+const P3_LO = 0x9e3779f9;
+const P4_HI = 0x85ebca77;
+const P4_LO = 0xc2b2ae63;
+const P5_HI = 0x27d4eb2f;
+const P5_LO = 0x165667c5;
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Result registers of the 64-bit helpers below (no allocation per operation). */
+let rh = 0;
+let rl = 0;
+
+/**
+ * (ah:al) * (bh:bl) mod 2^64: the low word and the cross terms by Math.imul, the high word of
+ * al * bl by 16-bit halves (each partial sum stays below 2^32, exact in a double).
+ */
+function mul64(ah: number, al: number, bh: number, bl: number): void {
+  const a0 = al & 0xffff;
+  const a1 = al >>> 16;
+  const b0 = bl & 0xffff;
+  const b1 = bl >>> 16;
+  const mid = a1 * b0 + ((a0 * b0) >>> 16);
+  const mid2 = a0 * b1 + (mid & 0xffff);
+  const carry = a1 * b1 + (mid >>> 16) + (mid2 >>> 16);
+  rh = (carry + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
+  rl = Math.imul(al, bl) >>> 0;
+}
+
+function add64(ah: number, al: number, bh: number, bl: number): void {
+  const lo = al + bl;
+  rl = lo >>> 0;
+  rh = (ah + bh + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+}
+
+function rotl64(h: number, l: number, r: number): void {
+  if (r >= 32) {
+    const t = h;
+    h = l;
+    l = t;
+    r -= 32;
+  }
+  if (r === 0) {
+    rh = h >>> 0;
+    rl = l >>> 0;
+    return;
+  }
+  rh = ((h << r) | (l >>> (32 - r))) >>> 0;
+  rl = ((l << r) | (h >>> (32 - r))) >>> 0;
+}
+
+/** XXH64's round: acc = rotl(acc + lane * P2, 31) * P1. */
+function xxRound(acch: number, accl: number, laneh: number, lanel: number): void {
+  mul64(laneh, lanel, P2_HI, P2_LO);
+  add64(acch, accl, rh, rl);
+  rotl64(rh, rl, 31);
+  mul64(rh, rl, P1_HI, P1_LO);
+}
+
+/** XXH64 of `data` with seed 0, as [high, low] 32-bit halves. */
+export function xxh64(data: Uint8Array): [number, number] {
+  const n = data.length;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let p = 0;
+  let hh: number;
+  let hl: number;
+  if (n >= 32) {
+    // v1 = P1 + P2, v2 = P2, v3 = 0, v4 = -P1 (mod 2^64)
+    add64(P1_HI, P1_LO, P2_HI, P2_LO);
+    let v1h = rh;
+    let v1l = rl;
+    let v2h = P2_HI;
+    let v2l = P2_LO;
+    let v3h = 0;
+    let v3l = 0;
+    add64(~P1_HI >>> 0, ~P1_LO >>> 0, 0, 1);
+    let v4h = rh;
+    let v4l = rl;
+    // The stripes are nearly all the work: read them as 32-bit words when the data is aligned.
+    const stripes = Math.floor(n / 32);
+    const words =
+      data.byteOffset % 4 === 0 && LITTLE_ENDIAN_HOST
+        ? new Uint32Array(data.buffer, data.byteOffset, stripes * 8)
+        : undefined;
+    for (let s = 0; s < stripes; s++, p += 32) {
+      let w0: number, w1: number, w2: number, w3: number, w4: number, w5: number, w6: number, w7: number;
+      if (words !== undefined) {
+        const q = s * 8;
+        w0 = words[q]!;
+        w1 = words[q + 1]!;
+        w2 = words[q + 2]!;
+        w3 = words[q + 3]!;
+        w4 = words[q + 4]!;
+        w5 = words[q + 5]!;
+        w6 = words[q + 6]!;
+        w7 = words[q + 7]!;
+      } else {
+        w0 = view.getUint32(p, true);
+        w1 = view.getUint32(p + 4, true);
+        w2 = view.getUint32(p + 8, true);
+        w3 = view.getUint32(p + 12, true);
+        w4 = view.getUint32(p + 16, true);
+        w5 = view.getUint32(p + 20, true);
+        w6 = view.getUint32(p + 24, true);
+        w7 = view.getUint32(p + 28, true);
+      }
+      xxRound(v1h, v1l, w1, w0);
+      v1h = rh;
+      v1l = rl;
+      xxRound(v2h, v2l, w3, w2);
+      v2h = rh;
+      v2l = rl;
+      xxRound(v3h, v3l, w5, w4);
+      v3h = rh;
+      v3l = rl;
+      xxRound(v4h, v4l, w7, w6);
+      v4h = rh;
+      v4l = rl;
+    }
+    rotl64(v1h, v1l, 1);
+    hh = rh;
+    hl = rl;
+    rotl64(v2h, v2l, 7);
+    add64(hh, hl, rh, rl);
+    hh = rh;
+    hl = rl;
+    rotl64(v3h, v3l, 12);
+    add64(hh, hl, rh, rl);
+    hh = rh;
+    hl = rl;
+    rotl64(v4h, v4l, 18);
+    add64(hh, hl, rh, rl);
+    hh = rh;
+    hl = rl;
+    for (const [vh, vl] of [
+      [v1h, v1l],
+      [v2h, v2l],
+      [v3h, v3l],
+      [v4h, v4l],
+    ] as const) {
+      xxRound(0, 0, vh, vl);
+      hh = (hh ^ rh) >>> 0;
+      hl = (hl ^ rl) >>> 0;
+      mul64(hh, hl, P1_HI, P1_LO);
+      add64(rh, rl, P4_HI, P4_LO);
+      hh = rh;
+      hl = rl;
+    }
+  } else {
+    hh = P5_HI;
+    hl = P5_LO;
+  }
+  add64(hh, hl, Math.floor(n / 2 ** 32), n >>> 0);
+  hh = rh;
+  hl = rl;
+  for (; p + 8 <= n; p += 8) {
+    xxRound(0, 0, view.getUint32(p + 4, true), view.getUint32(p, true));
+    hh = (hh ^ rh) >>> 0;
+    hl = (hl ^ rl) >>> 0;
+    rotl64(hh, hl, 27);
+    mul64(rh, rl, P1_HI, P1_LO);
+    add64(rh, rl, P4_HI, P4_LO);
+    hh = rh;
+    hl = rl;
+  }
+  if (p + 4 <= n) {
+    mul64(0, view.getUint32(p, true), P1_HI, P1_LO);
+    hh = (hh ^ rh) >>> 0;
+    hl = (hl ^ rl) >>> 0;
+    rotl64(hh, hl, 23);
+    mul64(rh, rl, P2_HI, P2_LO);
+    add64(rh, rl, P3_HI, P3_LO);
+    hh = rh;
+    hl = rl;
+    p += 4;
+  }
+  for (; p < n; p++) {
+    mul64(0, data[p]!, P5_HI, P5_LO);
+    hh = (hh ^ rh) >>> 0;
+    hl = (hl ^ rl) >>> 0;
+    rotl64(hh, hl, 11);
+    mul64(rh, rl, P1_HI, P1_LO);
+    hh = rh;
+    hl = rl;
+  }
+  // Avalanche: h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32.
+  hl = (hl ^ (hh >>> 1)) >>> 0;
+  mul64(hh, hl, P2_HI, P2_LO);
+  hh = rh;
+  hl = rl;
+  hl = (hl ^ ((hl >>> 29) | (hh << 3))) >>> 0;
+  hh = (hh ^ (hh >>> 29)) >>> 0;
+  mul64(hh, hl, P3_HI, P3_LO);
+  hh = rh;
+  hl = (rl ^ rh) >>> 0;
+  return [hh, hl];
 }
