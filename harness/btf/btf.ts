@@ -65,7 +65,10 @@ export class Btf {
   private readonly offsets: Uint32Array;
   /** Name offset of each own type, indexed by id - firstId. */
   private readonly names: Uint32Array;
-  /** 1 at every string offset an own type is named by (scanning marks them for name lookups). */
+  /**
+   * 1 at every offset of this BTF's own strings that an own type is named by, indexed by offset -
+   * strings.start (names in a base's strings are not marked: a split BTF stays small).
+   */
   private readonly nameMarks: Uint8Array;
   private readonly cache: (BtfType | undefined)[];
   private nameIndex: NameIndex | undefined;
@@ -87,8 +90,8 @@ export class Btf {
     );
     this.typeStart = header.hdrLen + header.typeOff;
     this.words = typeWords(raw, this.typeStart, header.typeLen, littleEndian);
-    this.nameMarks = new Uint8Array(this.strings.end);
-    const scan = scanTypes(this.words, this.strings.end, this.firstId, this.nameMarks);
+    this.nameMarks = new Uint8Array(this.strings.end - this.strings.start);
+    const scan = scanTypes(this.words, this.strings.end, this.firstId, this.nameMarks, this.strings.start);
     this.offsets = scan.offsets.subarray(0, scan.count);
     this.names = scan.names.subarray(0, scan.count);
     this.typeCount = this.firstId + scan.count;
@@ -408,7 +411,13 @@ interface Scan {
  * reporting out of this loop keeps it small, which is what makes it fast in a fresh process: V8
  * optimizes a small loop soon after it starts, a large one only after the parse is over.
  */
-function scanTypes(w: Uint32Array, strEnd: number, firstId: number, nameMarks: Uint8Array): Scan {
+function scanTypes(
+  w: Uint32Array,
+  strEnd: number,
+  firstId: number,
+  nameMarks: Uint8Array,
+  marksStart: number,
+): Scan {
   const nWords = w.length;
   // Each record is at least 3 words, which bounds the count.
   const offsets = new Uint32Array(Math.floor(nWords / 3));
@@ -467,7 +476,8 @@ function scanTypes(w: Uint32Array, strEnd: number, firstId: number, nameMarks: U
       break;
     }
     names[n] = w[p]!;
-    nameMarks[w[p]!] = 1;
+    const marked = w[p]! - marksStart;
+    if (marked >= 0) nameMarks[marked] = 1;
     offsets[n++] = p;
     p = next;
   }
@@ -530,7 +540,7 @@ function primeScan(): void {
   }
   const primer = Uint32Array.from(words);
   const marks = new Uint8Array(1);
-  for (let i = 0; i < PRIMING_RUNS; i++) scanTypes(primer, 1, 1, marks);
+  for (let i = 0; i < PRIMING_RUNS; i++) scanTypes(primer, 1, 1, marks, 0);
 }
 /** Runs of the primer: Node 20's V8 marks the scan for optimization after ~80. */
 const PRIMING_RUNS = 100;
@@ -662,7 +672,7 @@ class NameIndex {
   constructor(
     /** Each record's name offset. */
     private readonly names: Uint32Array,
-    /** 1 at every string offset some record is named by. */
+    /** 1 at every own string offset (minus strings.start) some record is named by. */
     private readonly marks: Uint8Array,
     private readonly firstId: number,
     private readonly strings: StringTable,
@@ -681,7 +691,7 @@ class NameIndex {
       const marks = this.marks;
       let offsets = 0;
       for (const off of strings.findAll(query)) {
-        if (marks[off] !== 1) continue;
+        if (off >= strings.start && marks[off - strings.start] !== 1) continue;
         offsets++;
         for (let i = names.indexOf(off); i >= 0; i = names.indexOf(off, i + 1)) ids.push(firstId + i);
       }
