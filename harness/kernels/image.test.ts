@@ -11,6 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Elf } from '../elf/elf.js';
 import { isCorematrixError, NotSupportedError, ParseError } from '../errors.js';
 import type { Compression } from './decompress.js';
 import { extractBtf, isBzImage, kernelRelease } from './image.js';
@@ -351,7 +352,10 @@ const CLI_DECOMPRESSORS: readonly { compression: Compression; magic: number[]; c
   { compression: 'zstd', magic: [0x28, 0xb5, 0x2f, 0xfd], command: 'zstd -d -q' },
 ];
 
-function extractWithCli(vmlinuz: string, work: string): { compression: Compression; btf: Uint8Array } {
+function extractWithCli(
+  vmlinuz: string,
+  work: string,
+): { compression: Compression; btf: Uint8Array; vmlinux: string } {
   const image = readFileSync(vmlinuz);
   for (const { compression, magic, command } of CLI_DECOMPRESSORS) {
     const at = image.indexOf(Buffer.from(magic));
@@ -368,7 +372,7 @@ function extractWithCli(vmlinuz: string, work: string): { compression: Compressi
     const head = readFileSync(vmlinux).subarray(0, 4);
     if (!head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) continue;
     tool('llvm-objcopy-19', [`--dump-section=.BTF=${vmlinux}.btf`, vmlinux, `${vmlinux}.discard`]);
-    return { compression, btf: new Uint8Array(readFileSync(`${vmlinux}.btf`)) };
+    return { compression, btf: new Uint8Array(readFileSync(`${vmlinux}.btf`)), vmlinux };
   }
   throw new Error(`the CLI tools found no vmlinux in ${vmlinuz}`);
 }
@@ -387,6 +391,22 @@ describe.skipIf(debianKernels.length === 0)('Debian kernels in the cache', () =>
     expect(got.container).toBe('bzimage');
     expect(got.compression).toBe(cli.compression);
     expect(same(got.btf, cli.btf)).toBe(true);
+    // The ELF reader on a whole vmlinux agrees with llvm-readobj on every section header.
+    const elf = Elf.parse(new Uint8Array(readFileSync(cli.vmlinux)));
+    const sections = JSON.parse(
+      tool('llvm-readobj-19', ['--elf-output-style=JSON', '--sections', cli.vmlinux]).toString(),
+    )[0].Sections as {
+      Section: {
+        Index: number;
+        Name: { Name: string };
+        Type: { Value: number };
+        Offset: number;
+        Size: number;
+      };
+    }[];
+    expect(elf.sections.map((x) => [x.index, x.name, x.type, x.offset, x.size])).toEqual(
+      sections.map(({ Section: x }) => [x.Index, x.Name.Name, x.Type.Value, x.Offset, x.Size]),
+    );
     // The cache entry's meta.json (written by the fetcher from the package) names the release.
     const meta = join(vmlinuz, '..', 'meta.json');
     const named = /^vmlinuz-(.+)$/.exec(basename(vmlinuz))?.[1];
