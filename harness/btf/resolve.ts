@@ -156,6 +156,14 @@ function loop(id: TypeId): ParseError {
   return new ParseError('btf', `loop in type chain (more than ${MAX_RESOLVE_DEPTH} steps)`, { typeId: id });
 }
 
+/** A size that does not fit in 32 bits (libbpf's E2BIG), told apart from other malformed chains. */
+export class SizeOverflowError extends ParseError {
+  constructor(id: TypeId) {
+    super('btf', 'size does not fit in 32 bits', { typeId: id });
+    this.name = 'SizeOverflowError';
+  }
+}
+
 function tooBig(id: TypeId): ParseError {
-  return new ParseError('btf', 'size does not fit in 32 bits', { typeId: id });
+  return new SizeOverflowError(id);
 }

@@ -1,125 +1,45 @@
 import type { Btf } from '../btf/btf.js';
+import {
+  resolveSize as btfResolveSize,
+  skipModsAndTypedefs as btfSkipModsAndTypedefs,
+  SizeOverflowError,
+} from '../btf/resolve.js';
 import type { BtfType, TypeId } from '../btf/types.js';
-import { MAX_RESOLVE_DEPTH } from '../btf/wire.js';
+import { isParseError } from '../errors.js';
 import { CoreFailure, E2BIG, EINVAL } from './errno.js';
 
 /**
- * The BTF walks CO-RE needs, with libbpf's exact semantics (skip_mods_and_typedefs,
- * btf__resolve_size in libbpf's btf.c). They return libbpf's answers, including its errors, as
- * CoreFailure. Where libbpf would loop forever on a cyclic modifier chain (it trusts the BTF), these
- * stop after a bounded walk and fail with EINVAL instead.
+ * The BTF walks of harness/btf/resolve.ts with the answers libbpf's CO-RE code gets from them:
+ * where libbpf sees a negative errno, these throw CoreFailure with it (EINVAL for a type without
+ * size or a looping chain, E2BIG for a size beyond 32 bits).
  */
 
-const MAX_MOD_CHAIN = 1 << 16;
-
-/** Follows const/volatile/restrict/type_tag and typedefs; returns the first other type and its id. */
+/** skip_mods_and_typedefs: the first type past modifiers and typedefs, with its id. */
 export function skipModsAndTypedefs(btf: Btf, id: TypeId): { type: BtfType; id: TypeId } {
-  let t = typeOrFail(btf, id);
-  for (let n = 0; ; n++) {
-    switch (t.kind) {
-      case 'volatile':
-      case 'const':
-      case 'restrict':
-      case 'type_tag':
-      case 'typedef':
-        if (n === MAX_MOD_CHAIN) throw new CoreFailure(EINVAL, `loop in the modifier chain of [${id}]`);
-        id = t.type;
-        t = typeOrFail(btf, id);
-        break;
-      default:
-        return { type: t, id };
-    }
-  }
+  typeOrFail(btf, id);
+  const skipped = asCoreFailure(() => btfSkipModsAndTypedefs(btf, id));
+  return { type: typeOrFail(btf, skipped), id: skipped };
 }
 
 export function typeOrFail(btf: Btf, id: TypeId): BtfType {
   if (!btf.has(id)) throw new CoreFailure(EINVAL, `type id [${id}] out of range`);
-  return btf.type(id);
+  return asCoreFailure(() => btf.type(id));
 }
 
-const U32_MAX = 0xffffffff;
-
-/** btf__resolve_size: the byte size of a type, through modifiers, typedefs, vars and arrays. */
+/** btf__resolve_size. */
 export function resolveSize(btf: Btf, id: TypeId): number {
-  let nelems = 1;
-  let size = -1;
-  let t = typeOrFail(btf, id);
-  for (let i = 0; i < MAX_RESOLVE_DEPTH && t.kind !== 'void'; i++) {
-    switch (t.kind) {
-      case 'int':
-      case 'struct':
-      case 'union':
-      case 'enum':
-      case 'enum64':
-      case 'datasec':
-      case 'float':
-        size = t.size;
-        break;
-      case 'ptr':
-        size = pointerSize(btf);
-        break;
-      case 'typedef':
-      case 'volatile':
-      case 'const':
-      case 'restrict':
-      case 'type_tag':
-      case 'var':
-      case 'decl_tag':
-        t = typeOrFail(btf, t.type);
-        continue;
-      case 'array':
-        if (nelems !== 0 && t.nelems > Math.floor(U32_MAX / nelems)) {
-          throw new CoreFailure(E2BIG, `array [${t.id}] is too large`);
-        }
-        nelems *= t.nelems;
-        t = typeOrFail(btf, t.type);
-        continue;
-      default:
-        throw new CoreFailure(EINVAL, `type [${t.id}] (${t.kind}) has no size`);
-    }
-    break;
-  }
-  if (size < 0) throw new CoreFailure(EINVAL, `cannot resolve the size of [${id}]`);
-  if (nelems !== 0 && size > Math.floor(U32_MAX / nelems)) {
-    throw new CoreFailure(E2BIG, `size of [${id}] overflows 32 bits`);
-  }
-  return nelems * size;
-}
-
-const pointerSizes = new WeakMap<Btf, number>();
-
-/**
- * libbpf's determine_ptr_size: the size of `long` in this BTF (a pointer has the same size in the
- * kernel ABIs BPF targets), else 8 (the size on the 64-bit hosts corematrix runs on).
- */
-export function pointerSize(btf: Btf): number {
-  let size = pointerSizes.get(btf);
-  if (size !== undefined) return size;
-  size = 8;
-  for (const name of LONG_NAMES) {
-    const id = btf.findByNameKind(name, 'int');
-    if (id === undefined) continue;
-    const t = btf.type(id);
-    if (t.kind === 'int' && (t.size === 4 || t.size === 8)) {
-      size = t.size;
-      break;
-    }
-  }
-  pointerSizes.set(btf, size);
+  typeOrFail(btf, id);
+  const size = asCoreFailure(() => btfResolveSize(btf, id));
+  if (size === undefined) throw new CoreFailure(EINVAL, `type [${id}] (${btf.kind(id)}) has no size`);
   return size;
 }
 
-// libbpf's long_aliases: every spelling of `long` a compiler may have recorded.
-const LONG_NAMES = [
-  'long',
-  'long int',
-  'int long',
-  'unsigned long',
-  'long unsigned',
-  'unsigned long int',
-  'unsigned int long',
-  'long unsigned int',
-  'long int unsigned',
-  'int unsigned long',
-  'int long unsigned',
-];
+function asCoreFailure<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SizeOverflowError) throw new CoreFailure(E2BIG, e.message);
+    if (isParseError(e)) throw new CoreFailure(EINVAL, e.message);
+    throw e;
+  }
+}

@@ -1,6 +1,7 @@
 import type { Btf } from '../btf/btf.js';
+import { pointerSize } from '../btf/resolve.js';
 import type { TypeId } from '../btf/types.js';
-import { pointerSize, resolveSize, skipModsAndTypedefs } from '../core/btf-walk.js';
+import { resolveSize, skipModsAndTypedefs } from '../core/btf-walk.js';
 import { CoreFailure } from '../core/errno.js';
 import { essentialName } from '../core/names.js';
 import { STB, STT } from '../elf/constants.js';
