@@ -87,7 +87,7 @@ delete cleanEnv.NODE_EXTRA_CA_CERTS;
 for (const [label, ourArgs, bpftoolArgs, target] of [
   ['btf dump (raw), whole process (median)', `btf dump ${file}`, `btf dump file ${file}`, DUMP_TARGET],
   [
-    'btf dump --format c, whole process',
+    'btf dump --format c, whole process (median)',
     `btf dump ${file} --format c`,
     `btf dump file ${file} format c`,
     undefined,
