@@ -207,6 +207,10 @@ export async function writeEntry(
 export async function addFile(entry: CacheEntry, name: string, bytes: Uint8Array): Promise<CacheEntry> {
   checkFileName(name);
   const target = path.join(entry.dir, name);
+  // Temporary files of an addFile that was killed (we hold the lock: none is in use).
+  for (const n of await fs.readdir(entry.dir)) {
+    if (n.startsWith('.') && n.endsWith('.tmp')) await fs.rm(path.join(entry.dir, n), { force: true });
+  }
   const tmp = path.join(entry.dir, `.${name}.${process.pid}.tmp`);
   await writeDurably(tmp, bytes);
   await fs.rename(tmp, target);

@@ -426,23 +426,40 @@ describe('fetching into a cache of its own', () => {
   });
 
   test('killed with SIGKILL at any moment, a fetch leaves no entry that looks complete', async () => {
+    // Each child is killed the moment it reports entering a stage (SIGKILL lands within a
+    // millisecond or so, while that stage's work is under way).
+    const stages = [/^downloading /, /^unpacking /, /^writing /, /^adding BTF /];
     const seen: string[] = [];
-    for (const delayMs of [150, 600, 1200, 2000, 3000]) {
+    for (const stage of stages) {
       await fs.rm(reference.dir, { recursive: true, force: true });
       const child = execa(process.execPath, [childScript, cache, spec.suite, spec.version], {
         reject: false,
       });
-      await new Promise((r) => setTimeout(r, delayMs));
-      child.kill('SIGKILL');
-      await child;
+      let hit = false;
+      child.stderr.on('data', (chunk: Buffer) => {
+        if (
+          !hit &&
+          chunk
+            .toString()
+            .split('\n')
+            .some((l) => stage.test(l))
+        ) {
+          hit = true;
+          child.kill('SIGKILL');
+        }
+      });
+      const result = await child;
+      expect(result.signal, `${stage} reached`).toBe('SIGKILL');
       const state = await inspectEntry(reference.dir);
-      seen.push(`${delayMs} ms: ${state.state}`);
+      const files = state.state === 'ok' ? ` with ${Object.keys(state.entry.meta.files).join('+')}` : '';
+      seen.push(`${stage.source} ${state.state}${files}`);
       // The entry directory appears by one rename, with meta.json in it: absent or whole, never half.
       expect(['missing', 'ok']).toContain(state.state);
-      if (state.state === 'ok')
+      if (state.state === 'ok') {
         expect((await fs.readFile(path.join(reference.dir, 'vmlinuz'))).equals(reference.vmlinuz)).toBe(true);
+      }
     }
-    console.log(`entry after SIGKILL: ${seen.join(', ')}`);
+    console.log(`entry after SIGKILL at: ${seen.join('; ')}`);
     await fs.rm(reference.dir, { recursive: true, force: true });
     const k = await fetchDebianKernel(spec, { cache });
     expect((await fs.readFile(k.vmlinuz)).equals(reference.vmlinuz)).toBe(true);

@@ -537,6 +537,7 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
         debs.push({ ...r.debs[i]!, sha256: sha256(await fs.readFile(deb)) });
         const needed = new Set((['vmlinuz', 'config'] as const).filter((k) => files[k] === undefined));
         if (needed.size === 0) continue;
+        options.log?.(`unpacking ${path.basename(deb)}`);
         const got = await extractFromDeb(deb, paths, needed);
         for (const [p, bytes] of got) files[paths.get(p)!] ??= bytes;
       }
@@ -554,6 +555,7 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
           `vmlinuz of ${r.package} says it is ${imageRelease}, not ${r.release}`,
         );
       }
+      options.log?.(`writing ${dir}`);
       return writeEntry(
         dir,
         { vmlinuz: files.vmlinuz, config: files.config },
@@ -598,7 +600,7 @@ export async function fetchDebianKernel(spec: KernelSpec, options: FetchOptions 
   checkSpec(spec);
   const root = cacheRoot(options.cache);
   const name = `debian-${spec.suite}-${spec.package ?? spec.version ?? 'newest'}`;
-  const entry = await ensureBtf(await fetchEntry(root, spec, options));
+  const entry = await ensureBtf(await fetchEntry(root, spec, options), options);
   return kernelFrom(entry, name);
 }
 
@@ -631,7 +633,7 @@ async function fetchEntry(root: string, spec: KernelSpec, options: FetchOptions)
  * Adds the raw BTF, taken from the vmlinuz, to an entry that lacks it. Kept apart from the
  * download so that the kernel itself is cached even if this step fails.
  */
-async function ensureBtf(entry: CacheEntry): Promise<CacheEntry> {
+async function ensureBtf(entry: CacheEntry, options: FetchOptions): Promise<CacheEntry> {
   if (entry.meta.files.btf !== undefined) return entry;
   return withLock(entryLock(entry.dir), async () => {
     const now = await inspectEntry(entry.dir);
@@ -643,6 +645,7 @@ async function ensureBtf(entry: CacheEntry): Promise<CacheEntry> {
     if (now.entry.meta.files.btf !== undefined) return now.entry;
     const vmlinuz = path.join(entry.dir, 'vmlinuz');
     const { btf } = inFile(vmlinuz, () => extractBtf(readFileSync(vmlinuz)));
+    options.log?.(`adding BTF to ${entry.dir}`);
     return addFile(now.entry, 'btf', btf);
   });
 }
