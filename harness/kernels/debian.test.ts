@@ -493,6 +493,43 @@ describe('fetching into a cache of its own', () => {
     }
   });
 
+  test('the unsigned build of a split-packaged kernel (sid) comes from linux-binary-unsigned-*', async () => {
+    const signed = (await defaultDebianKernels()).find((k) => k.suite === 'sid')!;
+    const k = await fetchDebianKernel({ suite: 'sid', variant: 'unsigned' }, { cache });
+    expect(k.release).toBe(signed.release);
+    expect(k.dir).not.toBe(signed.dir);
+    expect((k.entry.meta.debs as { package: string }[]).map((d) => d.package)).toEqual([
+      `linux-binary-unsigned-${k.release}`,
+      `linux-base-${k.release}`,
+    ]);
+    const { stdout } = await execa('file', ['-b', k.vmlinuz]);
+    expect(stdout).toContain(`version ${k.release} `);
+    // Same kernel, without the appended signature: shorter, and the same config.
+    const [unsignedSize, signedSize] = await Promise.all([fs.stat(k.vmlinuz), fs.stat(signed.vmlinuz)]);
+    expect(unsignedSize.size).toBeLessThan(signedSize.size);
+    expect(await fs.readFile(k.config, 'utf8')).toBe(await fs.readFile(signed.config, 'utf8'));
+  });
+
+  test('an exact package, and what a suite does not have', async () => {
+    const exact = await resolveKernel(
+      { suite: 'bullseye', package: 'linux-image-5.10.0-32-cloud-amd64-unsigned' },
+      { cache },
+    );
+    expect(exact.debs).toEqual([
+      { package: 'linux-image-5.10.0-32-cloud-amd64-unsigned', version: exact.version },
+    ]);
+    await expect(
+      resolveKernel({ suite: 'bullseye', package: 'linux-image-9.9.9-cloud-amd64' }, { cache }),
+    ).rejects.toMatchObject({
+      code: 'usage',
+      message: expect.stringMatching(/Debian bullseye has no linux-image-9\.9\.9-cloud-amd64/),
+    });
+    await expect(resolveKernel({ suite: 'bullseye', version: '6.1' }, { cache })).rejects.toMatchObject({
+      code: 'usage',
+      message: expect.stringMatching(/Debian bullseye has no cloud-amd64 kernel 6\.1 /),
+    });
+  });
+
   test('resolving again with refresh finds the same kernel as the pinned resolution', async () => {
     const pinned = await fetchDebianKernel(spec, { cache });
     const fresh = await resolveKernel(spec, { cache, refresh: true });

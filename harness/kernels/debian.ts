@@ -452,16 +452,19 @@ export async function resolveKernel(
       options.log?.(`updating the package index of ${spec.suite}`);
       await apt.update();
     }
-    const names = spec.package !== undefined ? [spec.package] : await apt.packageNames('linux-image-');
+    // apt-cache show fails outright on an unknown name; asking for names first lets an absent
+    // package be reported as such.
+    const names = (await apt.packageNames(spec.package ?? 'linux-image-')).filter(
+      (n) => spec.package === undefined || n === spec.package,
+    );
     const candidates = (
       await apt.show(names.filter((n) => spec.package !== undefined || parseImagePackageName(n, flavor)))
     ).map(packageInfo);
     const image = chooseImage(candidates, spec);
     if (image === undefined) {
-      const what =
-        spec.package ?? `a ${flavor} kernel${spec.version === undefined ? '' : ` ${spec.version}`}`;
+      const what = spec.package ?? `${flavor} kernel${spec.version === undefined ? '' : ` ${spec.version}`}`;
       throw new UsageError(
-        `Debian ${spec.suite} has no ${what} (${candidates.length} ${flavor} image packages)`,
+        `Debian ${spec.suite} has no ${what} (it has ${candidates.length} ${flavor} image packages)`,
       );
     }
     const release = parseImagePackageName(image.package, flavor)?.release;
@@ -487,10 +490,21 @@ export async function resolveKernel(
       package: image.package,
       version: image.version,
       debs,
-      entry: path.join('debian', entryDirName(image.package, image.version)),
+      entry: path.join('debian', entryDirName(entryPackageName(image.package, variant), image.version)),
       resolvedAt: new Date().toISOString(),
     };
   });
+}
+
+/**
+ * The name an entry is filed under: the image package's, marked "-unsigned" when the unsigned
+ * build comes from split packages under the signed image's name (sid), so the two builds of one
+ * kernel get separate entries.
+ */
+function entryPackageName(imagePackage: string, variant: 'signed' | 'unsigned'): string {
+  return variant === 'unsigned' && !imagePackage.endsWith('-unsigned')
+    ? `${imagePackage}-unsigned`
+    : imagePackage;
 }
 
 function kernelFrom(entry: CacheEntry, name: string): DebianKernel {
