@@ -2,6 +2,7 @@ import { writeSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { isCorematrixError } from '../errors.js';
 import { readInput, withFileSync } from './input.js';
+import type { RelocateOptions } from './objects.js';
 import { fdOutput, type Output, OutputClosed } from './output.js';
 
 // Only commander and the error types load up front: every command imports what it needs when it
@@ -17,7 +18,9 @@ export const EXIT = { ok: 0, badInput: 1, usage: 2, internal: 70 } as const;
 
 type Invocation =
   | { command: 'btf dump'; file: string; base?: string; format: 'raw' | 'c' }
-  | { command: 'btf info'; file: string; base?: string; json: boolean };
+  | { command: 'btf info'; file: string; base?: string; json: boolean }
+  | { command: 'obj dump'; file: string }
+  | { command: 'relocate'; options: RelocateOptions };
 
 export interface MainIo {
   stdout: Output;
@@ -44,9 +47,9 @@ export async function main(argv: string[], io: MainIo = processIo()): Promise<nu
   if (invocation === undefined) return EXIT.ok;
 
   try {
-    await run(invocation, io.stdout);
+    const code = await run(invocation, io);
     io.stdout.flush();
-    return EXIT.ok;
+    return code;
   } catch (e) {
     // The reader went away (`| head`): what it wanted it got, and that is not an error.
     if (e instanceof OutputClosed) return EXIT.ok;
@@ -115,18 +118,73 @@ function parseArguments(argv: string[], io: MainIo): Invocation | undefined {
       invocation = { command: 'btf info', file, json: options.json, ...baseOf(options) };
     });
 
+  const obj = program.command('obj').description('Read BPF objects (clang -target bpf output)');
+  obj
+    .command('dump')
+    .description('Print programs, maps, externs and every CO-RE relocation as libbpf sees them')
+    .argument('<OBJ>', 'the BPF object')
+    .action((file: string) => {
+      invocation = { command: 'obj dump', file };
+    });
+
+  program
+    .command('relocate')
+    .description("Apply every CO-RE relocation of the objects against a kernel's BTF, as libbpf would")
+    .argument('<OBJ...>', 'BPF objects')
+    .requiredOption('--btf <FILE>', "the kernel's BTF: raw BTF, a vmlinux ELF or a vmlinuz")
+    .option('--base <FILE>', 'the BTF that --btf continues, when it is split BTF')
+    .option('--module <FILE>', 'a module BTF (split on --btf); repeatable', collect, [])
+    .option('--json', 'one JSON object per line per relocation', false)
+    .option('-o, --output <OUT>', 'write the relocated object (one OBJ only)')
+    .action(
+      (
+        objects: string[],
+        options: { btf: string; base?: string; module: string[]; json: boolean; output?: string },
+      ) => {
+        invocation = {
+          command: 'relocate',
+          options: {
+            objects,
+            btf: options.btf,
+            modules: options.module,
+            json: options.json,
+            ...(options.base === undefined ? {} : { base: options.base }),
+            ...(options.output === undefined ? {} : { output: options.output }),
+          },
+        };
+      },
+    );
+
   // A group command without its subcommand prints its help and fails; commander then throws
   // with exit code 1, which parseArguments' caller turns into a usage error.
-  for (const command of [program, btf]) command.exitOverride();
+  for (const command of [program, btf, obj]) command.exitOverride();
   program.parse(argv, { from: 'user' });
   return invocation;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function baseOf(options: { base?: string }): { base?: string } {
   return options.base === undefined ? {} : { base: options.base };
 }
 
-async function run(invocation: Invocation, out: Output): Promise<void> {
+/** Runs a parsed command; resolves to its exit code. */
+async function run(invocation: Invocation, io: MainIo): Promise<number> {
+  const out = io.stdout;
+  if (invocation.command === 'obj dump') {
+    const { objDump } = await import('./objects.js');
+    await objDump(invocation.file, out);
+    return EXIT.ok;
+  }
+  if (invocation.command === 'relocate') {
+    const { relocate } = await import('./objects.js');
+    // Objects libbpf would refuse are a finding about the input: their records are printed, and
+    // the exit code says so.
+    const refused = await relocate(invocation.options, out, io.stderr);
+    return refused > 0 ? EXIT.badInput : EXIT.ok;
+  }
   // The base is read on its own first, so an error in it names the base file.
   const base = invocation.base === undefined ? undefined : (await readInput(invocation.base)).btf;
   const { btf, source } = await readInput(invocation.file, base);
@@ -141,14 +199,14 @@ async function run(invocation: Invocation, out: Output): Promise<void> {
         const { writeRawDump } = await import('../btf/dump-raw.js');
         withFileSync(invocation.file, () => writeRawDump(btf, write));
       }
-      return;
+      return EXIT.ok;
     case 'btf info': {
       const { summarizeBtf } = await import('../btf/summary.js');
       const { formatInfo, infoJson } = await import('./info.js');
       const summary = withFileSync(invocation.file, () => summarizeBtf(btf));
       const info = { file: invocation.file, source, summary };
       out.write(invocation.json ? `${JSON.stringify(infoJson(info), null, 2)}\n` : formatInfo(info));
-      return;
+      return EXIT.ok;
     }
   }
 }
@@ -186,10 +244,23 @@ function systemErrorLine(e: unknown, invocation: Invocation): string | undefined
   if (!(e instanceof Error) || typeof error.code !== 'string' || typeof error.syscall !== 'string')
     return undefined;
   // Only input files are opened; an error about any other path is not the user's input.
-  const inputs = [invocation.file, invocation.base].filter((f): f is string => f !== undefined);
+  const inputs = inputsOf(invocation);
   const file = error.path ?? (inputs.length === 1 ? inputs[0] : undefined);
   if (file === undefined || !inputs.includes(file)) return undefined;
   return `${file}: ${SYSTEM_ERRORS[error.code] ?? `${error.syscall} failed (${error.code})`}`;
+}
+
+function inputsOf(invocation: Invocation): string[] {
+  switch (invocation.command) {
+    case 'relocate': {
+      const o = invocation.options;
+      return [...o.objects, o.btf, ...(o.base === undefined ? [] : [o.base]), ...o.modules];
+    }
+    case 'obj dump':
+      return [invocation.file];
+    default:
+      return [invocation.file, invocation.base].filter((f): f is string => f !== undefined);
+  }
 }
 
 function oneLine(text: string): string {

@@ -1,0 +1,110 @@
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Btf } from '../btf/btf.js';
+import type { TargetBtfs } from '../core/candidates.js';
+import type { RelocationRecord } from '../core/relocate.js';
+import { UsageError } from '../errors.js';
+import type { BpfObject } from '../object/object.js';
+import { readInput, withFileSync } from './input.js';
+import type { Output } from './output.js';
+
+/** Reads and opens one BPF object; errors name the file. */
+export async function openObject(path: string): Promise<BpfObject> {
+  const { parseBpfObject } = await import('../object/object.js');
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new UsageError(`cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : code}`, { file: path });
+  }
+  return withFileSync(path, () => parseBpfObject(bytes, { path }));
+}
+
+/** `corematrix obj dump OBJ`. */
+export async function objDump(path: string, out: Output): Promise<void> {
+  const obj = await openObject(path);
+  const { formatObjectDump } = await import('../object/dump.js');
+  out.write(formatObjectDump(obj, path));
+}
+
+export interface RelocateOptions {
+  objects: string[];
+  btf: string;
+  base?: string;
+  modules: string[];
+  json: boolean;
+  output?: string;
+}
+
+/**
+ * `corematrix relocate`: every object against one kernel's BTF (read once), in libbpf's order.
+ * Returns how many objects libbpf would refuse (a relocation error).
+ */
+export async function relocate(
+  options: RelocateOptions,
+  out: Output,
+  stderr: (line: string) => void,
+): Promise<number> {
+  if (options.output !== undefined && options.objects.length !== 1) {
+    throw new UsageError('-o writes one relocated object: give exactly one OBJ');
+  }
+  const base = options.base === undefined ? undefined : (await readInput(options.base)).btf;
+  const vmlinux = (await readInput(options.btf, base)).btf;
+  const modules: { name: string; btf: Btf }[] = [];
+  for (const m of options.modules)
+    modules.push({ name: basename(m), btf: (await readInput(m, vmlinux)).btf });
+  // libbpf with btf_custom_path searches only that BTF; with module BTFs given, it behaves as on a
+  // running kernel: vmlinux first, modules when vmlinux has no candidate.
+  const targets: TargetBtfs = { vmlinux, modules, vmlinuxOverride: modules.length === 0 };
+  const { relocateObject } = await import('../core/relocate.js');
+  const { relocationRecordJson } = await import('../core/records-json.js');
+
+  let refused = 0;
+  for (const path of options.objects) {
+    const obj = await openObject(path);
+    const result = withFileSync(path, () => relocateObject(obj, targets));
+    for (const r of result.records)
+      out.write(options.json ? `${relocationRecordJson(path, r)}\n` : textLine(path, r));
+    if (result.failed !== undefined) {
+      refused++;
+      stderr(`corematrix: ${path}: libbpf would refuse this object: ${describeFailure(result.failed)}\n`);
+      continue;
+    }
+    if (options.output !== undefined) {
+      const { objectWithSections } = await import('../object/patched.js');
+      writeAtomically(options.output, objectWithSections(obj, result.sections));
+    }
+  }
+  return refused;
+}
+
+function textLine(path: string, r: RelocationRecord): string {
+  const where = `${path}: sec '${r.section}' relo #${r.index}: prog '${r.function}' insn #${r.insn}`;
+  const what = `<${r.kind}> ${r.access}`;
+  switch (r.result) {
+    case 'patched':
+      return `${where}: ${what}: patched ${r.old} -> ${r.new}${r.memSize ? ` (mem size ${r.memSize.old} -> ${r.memSize.new})` : ''}\n`;
+    case 'poisoned':
+      return `${where}: ${what}: poisoned\n`;
+    case 'error':
+      return `${where}: ${what}: error: ${r.message}\n`;
+  }
+}
+
+function describeFailure(r: RelocationRecord): string {
+  return `sec '${r.section}' relo #${r.index} (${r.access || r.kind}): ${r.message}`;
+}
+
+/** Writes next to the destination, then renames: a reader never sees half an object. */
+function writeAtomically(path: string, bytes: Uint8Array): void {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(temp, bytes);
+    renameSync(temp, path);
+  } catch (e) {
+    rmSync(temp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new UsageError(`cannot write ${path}: ${code}`, { file: path });
+  }
+}
