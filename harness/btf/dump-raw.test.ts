@@ -48,7 +48,7 @@ function bpftoolDump(file: string, base?: string): Buffer {
 /** Our dump, with the chunks it came in. */
 function ourDump(btf: Btf): { text: string; chunks: string[] } {
   const chunks: string[] = [];
-  writeRawDump(btf, (chunk) => chunks.push(chunk));
+  writeRawDump(btf, (chunk) => chunks.push(Buffer.from(chunk).toString('utf8')));
   return { text: chunks.join(''), chunks };
 }
 

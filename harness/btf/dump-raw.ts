@@ -9,7 +9,6 @@
  * the text out in ~64 KiB chunks.
  */
 
-import { Buffer } from 'node:buffer';
 import { ParseError } from '../errors.js';
 import type { Btf } from './btf.js';
 import type { TypeId } from './types.js';
@@ -19,12 +18,12 @@ import { BTF_TYPE_LEN, INT_BOOL, INT_CHAR, INT_SIGNED, KIND_NAMES, trailingSize 
 const CHUNK_BYTES = 64 * 1024;
 
 /**
- * Calls `write` with the raw dump of `btf`'s own types, in chunks of about 64 KiB that end at line
- * ends. The text is assembled as bytes (names copied from the string section as they are) and
- * turned into a string once per chunk: building ~300k lines out of JS string pieces costs more in
- * garbage collection than everything else together.
+ * Calls `write` with the raw dump of `btf`'s own types as UTF-8 bytes, in chunks of about 64 KiB
+ * that end at line ends (each chunk is the callee's to keep). The text is assembled as bytes,
+ * names copied from the string section as they are: building ~300k lines out of JS string pieces
+ * costs more in garbage collection than everything else together.
  */
-export function writeRawDump(btf: Btf, write: (chunk: string) => void): void {
+export function writeRawDump(btf: Btf, write: (chunk: Uint8Array) => void): void {
   const raw = btf.raw;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const le = btf.littleEndian;
@@ -314,7 +313,7 @@ class TextSink {
   private pos = 0;
 
   constructor(
-    private readonly write: (chunk: string) => void,
+    private readonly write: (chunk: Uint8Array) => void,
     private readonly sections: readonly StringSection[],
   ) {}
 
@@ -331,8 +330,9 @@ class TextSink {
 
   flush(): void {
     if (this.pos === 0) return;
-    // Node's own UTF-8 decoding: several times faster than TextDecoder on these all-ASCII chunks.
-    this.write(Buffer.from(this.buf.buffer, this.buf.byteOffset, this.pos).toString('utf8'));
+    // Handed out as bytes, never decoded into a string: the names are the string section's own
+    // bytes, so the output is bpftool's byte for byte, and the writer need not encode it again.
+    this.write(this.buf.slice(0, this.pos));
     this.pos = 0;
   }
 

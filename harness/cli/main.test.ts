@@ -40,9 +40,14 @@ function corematrix(...args: string[]): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
 }
 
-function libraryOutput(dump: (btf: Btf, write: (chunk: string) => void) => void, file: string): string {
+function libraryOutput<Chunk extends string | Uint8Array>(
+  dump: (btf: Btf, write: (chunk: Chunk) => void) => void,
+  file: string,
+): string {
   const chunks: string[] = [];
-  dump(Btf.parse(new Uint8Array(readFileSync(file))), (chunk) => chunks.push(chunk));
+  dump(Btf.parse(new Uint8Array(readFileSync(file))), (chunk: Chunk) =>
+    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')),
+  );
   return chunks.join('');
 }
 

@@ -188,7 +188,7 @@ async function run(invocation: Invocation, io: MainIo): Promise<number> {
   // The base is read on its own first, so an error in it names the base file.
   const base = invocation.base === undefined ? undefined : (await readInput(invocation.base)).btf;
   const { btf, source } = await readInput(invocation.file, base);
-  const write = (chunk: string): void => out.write(chunk);
+  const write = (chunk: string | Uint8Array): void => out.write(chunk);
 
   switch (invocation.command) {
     case 'btf dump':

@@ -9,8 +9,11 @@ export class OutputClosed extends Error {
 }
 
 export interface Output {
-  /** Appends text. Nothing reaches the descriptor before `flush`. */
-  write(chunk: string): void;
+  /**
+   * Appends text, as a string or as UTF-8 bytes (which the output keeps: the caller must not reuse
+   * them). Nothing reaches the descriptor before `flush`.
+   */
+  write(chunk: string | Uint8Array): void;
   /** Writes out everything written so far. */
   flush(): void;
 }
@@ -27,11 +30,11 @@ export interface Output {
  * the write that hit it, as an OutputClosed the caller can end on.
  */
 export function fdOutput(fd: number, blockChars = 1 << 16): Output {
-  const blocks: string[] = [];
+  const blocks: (string | Uint8Array)[] = [];
   let pending = '';
   return {
-    write(chunk: string): void {
-      if (chunk.length >= blockChars) {
+    write(chunk: string | Uint8Array): void {
+      if (typeof chunk !== 'string' || chunk.length >= blockChars) {
         if (pending.length > 0) blocks.push(pending);
         pending = '';
         blocks.push(chunk);
@@ -49,7 +52,7 @@ export function fdOutput(fd: number, blockChars = 1 << 16): Output {
       // Taken off the list as they are written: a second flush never repeats a block, and the
       // memory of what is written can go.
       for (let block = blocks.shift(); block !== undefined; block = blocks.shift()) {
-        writeAll(fd, Buffer.from(block, 'utf8'));
+        writeAll(fd, typeof block === 'string' ? Buffer.from(block, 'utf8') : block);
       }
     },
   };
