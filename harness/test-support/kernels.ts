@@ -4,6 +4,7 @@
  * archive; after that it reads only the cache.
  */
 
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,15 +76,25 @@ export async function bundleForNode(name: string, source: string): Promise<strin
   const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
   const dir = path.join(repo, 'node_modules', '.cache', 'corematrix-tests');
   await fs.mkdir(dir, { recursive: true });
-  const entry = path.join(dir, `${name}.${process.pid}.ts`);
-  const output = path.join(dir, `${name}.${process.pid}.mjs`);
+  // Named by content, so reruns reuse one file instead of piling up; built beside it and renamed
+  // in, so two workers building the same bundle never see half of it.
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const output = path.join(dir, `${name}.${hash}.mjs`);
+  const entry = path.join(dir, `${name}.${hash}.${process.pid}.ts`);
+  const built = path.join(dir, `${name}.${hash}.${process.pid}.mjs`);
   await fs.writeFile(entry, source);
-  await build({
-    input: entry,
-    platform: 'node',
-    external: [/^[^./]/],
-    output: { file: output, format: 'esm' },
-    logLevel: 'warn',
-  });
+  try {
+    await build({
+      input: entry,
+      platform: 'node',
+      external: [/^[^./]/],
+      output: { file: built, format: 'esm' },
+      logLevel: 'warn',
+    });
+    await fs.rename(built, output);
+  } finally {
+    await fs.rm(entry, { force: true });
+    await fs.rm(built, { force: true });
+  }
   return output;
 }
