@@ -180,6 +180,14 @@ describe('private apt', () => {
         suite,
         mirror: 'unused',
       });
+      // Only what resolving a kernel needs was fetched: the signed Release and main's amd64 Packages.
+      const lists = (await fs.readdir(apt.listsDir)).filter(
+        (n) => !['lock', 'partial', 'auxfiles'].includes(n),
+      );
+      expect(lists.map((n) => n.replace(/^.*_dists_/, '')).sort(), suite).toEqual([
+        `${suite}_InRelease`,
+        expect.stringMatching(new RegExp(`^${suite}_main_binary-amd64_Packages(\\.(lz4|gz|xz|zst))?$`)),
+      ]);
       const signers = await apt.releaseSigners();
       expect(signers.length, suite).toBeGreaterThan(0);
       // gpgv reports the signing (sub)key; the keyring lists primary keys and subkeys alike.
