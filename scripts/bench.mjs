@@ -21,6 +21,7 @@ const reportDir = join(repo, 'reports', 'bench');
 const PARSE_ITERATIONS = 30;
 const PARSE_TARGET = 5;
 const DUMP_TARGET = 1.5;
+const RELOCATE_TARGET = 1.0;
 // Lookups every kernel BTF answers (and one it cannot), so both sides do the same work and the
 // ids they find can be compared.
 const LOOKUPS = [
@@ -84,8 +85,22 @@ const corematrix = `node ${join(repo, 'bin', 'corematrix.js')}`;
 const caBundle = process.env.NODE_EXTRA_CA_CERTS;
 const cleanEnv = { ...process.env };
 delete cleanEnv.NODE_EXTRA_CA_CERTS;
+// The case suite, for the relocation row: `bpftool gen min_core_btf` runs libbpf's CO-RE
+// calculation for every relocation of the objects, the same work as `corematrix relocate`.
+spawnSync('bash', [join(repo, 'scripts', 'build-cases.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+const caseObjects = readdirSync(join(repo, 'build', 'cases'))
+  .filter((n) => n.endsWith('.bpf.o'))
+  .map((n) => join(repo, 'build', 'cases', n))
+  .join(' ');
+const minBtf = join(buildDir, 'min.btf');
 for (const [label, ourArgs, bpftoolArgs, target] of [
   ['btf dump (raw), whole process (median)', `btf dump ${file}`, `btf dump file ${file}`, DUMP_TARGET],
+  [
+    'relocate all case objects, whole process (median)',
+    `relocate ${caseObjects} --btf ${file}`,
+    `gen min_core_btf ${file} ${minBtf} ${caseObjects}`,
+    RELOCATE_TARGET,
+  ],
   [
     'btf dump --format c, whole process (median)',
     `btf dump ${file} --format c`,
@@ -116,7 +131,10 @@ for (const [label, ourArgs, bpftoolArgs, target] of [
       );
     }
   }
-  notes.push(`${label}: ${compareOutputs(`${corematrix} ${ourArgs}`, `bpftool ${bpftoolArgs}`)}`);
+  // The relocation row's two commands print different things; only the dumps are comparable.
+  if (label.startsWith('btf dump')) {
+    notes.push(`${label}: ${compareOutputs(`${corematrix} ${ourArgs}`, `bpftool ${bpftoolArgs}`)}`);
+  }
 }
 
 printTable(rows);
