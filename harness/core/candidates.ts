@@ -20,23 +20,47 @@ export interface TargetBtfs {
   vmlinuxOverride: boolean;
 }
 
-const essentialIndexes = new WeakMap<Btf, Map<string, TypeId[]>>();
+const flavoredIndexes = new WeakMap<Btf, Map<string, string[]>>();
 
-/** Own types of a BTF grouped by essential name, in id order (the order libbpf's scan finds them). */
-function essentialIndex(btf: Btf): Map<string, TypeId[]> {
-  let index = essentialIndexes.get(btf);
+/**
+ * The flavored names (`foo___x`) in a BTF's own string section, by essential name. A kernel has a
+ * handful among ~100k names, so they are found with one native byte search for "___" instead of
+ * decoding every name.
+ */
+function flavoredNames(btf: Btf): Map<string, string[]> {
+  let index = flavoredIndexes.get(btf);
   if (index !== undefined) return index;
   index = new Map();
-  for (let id = btf.firstId; id < btf.typeCount; id++) {
-    const name = btf.name(id);
-    if (name === '') continue;
+  const { hdrLen, strOff, strLen } = btf.header;
+  const bytes = Buffer.from(btf.raw.buffer, btf.raw.byteOffset + hdrLen + strOff, strLen);
+  const seen = new Set<number>();
+  for (let at = bytes.indexOf('___'); at >= 0; at = bytes.indexOf('___', at + 1)) {
+    const start = bytes.lastIndexOf(0, at) + 1;
+    if (seen.has(start)) continue;
+    seen.add(start);
+    const name = btf.strings.get(btf.strings.start + start);
     const key = essentialName(name);
-    const ids = index.get(key);
-    if (ids === undefined) index.set(key, [id]);
-    else ids.push(id);
+    if (key === name) continue;
+    const names = index.get(key);
+    if (names === undefined) index.set(key, [name]);
+    else names.push(name);
   }
-  essentialIndexes.set(btf, index);
+  flavoredIndexes.set(btf, index);
   return index;
+}
+
+/**
+ * Own types of a BTF whose essential name is `key`, in id order (the order libbpf's linear scan
+ * finds them): types named `key` itself (unless that name has a flavor of its own) and types named
+ * by a flavor of it.
+ */
+function typesWithEssentialName(btf: Btf, key: string): TypeId[] {
+  const ids: TypeId[] = [];
+  const own = (id: TypeId) => id >= btf.firstId;
+  if (essentialName(key) === key) for (const id of btf.findByName(key)) if (own(id)) ids.push(id);
+  for (const name of flavoredNames(btf).get(key) ?? [])
+    for (const id of btf.findByName(name)) if (own(id)) ids.push(id);
+  return ids.sort((a, b) => a - b);
 }
 
 /**
@@ -51,7 +75,7 @@ export function findCandidates(localBtf: Btf, localId: TypeId, targets: TargetBt
   const key = essentialName(local.name);
   const found: Candidate[] = [];
   const add = (btf: Btf, btfName: string) => {
-    for (const id of essentialIndex(btf).get(key) ?? []) {
+    for (const id of typesWithEssentialName(btf, key)) {
       if (kindsCoreCompatible(btf.type(id), local)) found.push({ btf, id, btfName });
     }
   };
