@@ -30,11 +30,16 @@ if (existsSync(report)) {
     numFailedTests,
     numPendingTests = 0,
     numTodoTests = 0,
+    testResults = [],
   } = JSON.parse(readFileSync(report, 'utf8'));
   const skipped = numPendingTests + numTodoTests;
-  console.log(
-    `${numPassedTests} passed, ${numFailedTests} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`,
-  );
+  // A test file that fails before its tests run (an import or a beforeAll) has no failed test of
+  // its own: count it as one, so the line never says "0 failed" for a failed run.
+  const brokenFiles = testResults.filter(
+    (file) => file.status === 'failed' && !file.assertionResults?.some((t) => t.status === 'failed'),
+  ).length;
+  const failed = numFailedTests + brokenFiles;
+  console.log(`${numPassedTests} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
 } else {
   console.log(`test run ended without a report (vitest exit code ${exitCode})`);
 }

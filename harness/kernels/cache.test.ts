@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bundleForNode } from '../test-support/kernels.js';
+import { nodeScript } from '../test-support/kernels.js';
 import {
   addFile,
   cacheRoot,
@@ -126,7 +126,7 @@ describe('entries', () => {
 describe('locks', () => {
   let lockScript: string;
   beforeAll(async () => {
-    lockScript = await bundleForNode(
+    lockScript = await nodeScript(
       'lock-child',
       `import { appendFileSync } from 'node:fs';
        import { withLock } from ${JSON.stringify(path.join(here, 'cache.ts'))};

@@ -7,10 +7,10 @@ import { execa } from 'execa';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  bundleForNode,
   type CachedKernel,
   DEFAULT_DEBIAN_KERNELS,
   defaultDebianKernels,
+  nodeScript,
   testCacheRoot,
 } from '../test-support/kernels.js';
 import { inspectEntry } from './cache.js';
@@ -375,7 +375,7 @@ describe('fetching into a cache of its own', () => {
 
   beforeAll(async () => {
     cache = await freshCache();
-    childScript = await bundleForNode(
+    childScript = await nodeScript(
       'fetch-child',
       `import { fetchDebianKernel } from ${JSON.stringify(path.join(here, 'debian.ts'))};
        const [cache, suite, version] = process.argv.slice(2);

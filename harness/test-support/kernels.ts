@@ -66,35 +66,26 @@ export async function defaultDebianKernels(): Promise<CachedKernel[]> {
 }
 
 /**
- * Bundles a TypeScript entry (given as source, importing repository modules by absolute path) into
- * one ES module runnable by plain `node`, for tests that need separate processes (to kill them, or
- * to race them). Bare imports (npm packages) stay external and resolve from the repository's
- * node_modules, where the bundle is written.
+ * Writes a script for a child process (tests of locks and kills need real processes) that imports
+ * the project's modules: paths to `harness/**.ts` in `source` are pointed at their compiled
+ * `dist/**.js` (the test command builds first), so the child runs what the suite tests, with no
+ * bundler. Returns the script's path; named by content, so reruns reuse one file.
  */
-export async function bundleForNode(name: string, source: string): Promise<string> {
-  const { build } = await import('rolldown');
+export async function nodeScript(name: string, source: string): Promise<string> {
   const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const harness = path.join(repo, 'harness') + path.sep;
+  const compiled = source.replaceAll(/"([^"]+)\.ts"/g, (whole, file: string) =>
+    file.startsWith(harness)
+      ? JSON.stringify(path.join(repo, 'dist', `${file.slice(harness.length)}.js`))
+      : whole,
+  );
   const dir = path.join(repo, 'node_modules', '.cache', 'corematrix-tests');
   await fs.mkdir(dir, { recursive: true });
-  // Named by content, so reruns reuse one file instead of piling up; built beside it and renamed
-  // in, so two workers building the same bundle never see half of it.
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(compiled).digest('hex').slice(0, 16);
   const output = path.join(dir, `${name}.${hash}.mjs`);
-  const entry = path.join(dir, `${name}.${hash}.${process.pid}.ts`);
-  const built = path.join(dir, `${name}.${hash}.${process.pid}.mjs`);
-  await fs.writeFile(entry, source);
-  try {
-    await build({
-      input: entry,
-      platform: 'node',
-      external: [/^[^./]/],
-      output: { file: built, format: 'esm' },
-      logLevel: 'warn',
-    });
-    await fs.rename(built, output);
-  } finally {
-    await fs.rm(entry, { force: true });
-    await fs.rm(built, { force: true });
-  }
+  // Written beside it and renamed in, so two workers writing the same script never see half of it.
+  const temp = `${output}.${process.pid}.tmp`;
+  await fs.writeFile(temp, compiled);
+  await fs.rename(temp, output);
   return output;
 }
