@@ -25,6 +25,7 @@
  */
 import { NotSupportedError, ParseError } from '../errors.js';
 import type { Btf } from './btf.js';
+import { pointerSize } from './resolve.js';
 import type { BtfType, CompositeType, EnumType, FuncProtoType, Member, TypeId } from './types.js';
 import { KIND } from './wire.js';
 
@@ -154,21 +155,6 @@ const MISSING_BASE_TYPES: ReadonlyMap<string, string> = new Map([
   ['__Poly128_t', 'unsigned __int128'],
 ]);
 
-/** The spellings of `long` libbpf accepts when guessing the pointer size of a BTF. */
-const LONG_NAMES = new Set([
-  'long',
-  'long int',
-  'int long',
-  'unsigned long',
-  'long unsigned',
-  'unsigned long int',
-  'unsigned int long',
-  'long unsigned int',
-  'long int unsigned',
-  'int unsigned long',
-  'int long unsigned',
-]);
-
 interface Layout {
   packed: boolean;
   /** Alignment clang gives the emitted definition, in bytes. */
@@ -203,7 +189,7 @@ class CWriter {
     this.layouts = new Array(n);
     this.order[0] = ORDERED;
     this.emitState[0] = EMITTED;
-    this.ptrSize = guessPointerSize(btf);
+    this.ptrSize = pointerSize(btf);
     this.markReferenced();
   }
 
@@ -901,14 +887,4 @@ function enumSizeAttribute(t: EnumType): string {
     default:
       return '';
   }
-}
-
-/** libbpf's determine_ptr_size: the size of `long`, else 8. */
-function guessPointerSize(btf: Btf): number {
-  for (let id = 1; id < btf.typeCount; id++) {
-    if (btf.kindNumber(id) !== KIND.INT) continue;
-    const t = btf.type(id);
-    if (t.kind === 'int' && (t.size === 4 || t.size === 8) && LONG_NAMES.has(t.name)) return t.size;
-  }
-  return 8;
 }
