@@ -25,7 +25,7 @@
  */
 import { NotSupportedError, ParseError } from '../errors.js';
 import type { Btf } from './btf.js';
-import { pointerSize } from './resolve.js';
+import { pointerSize, resolveSize } from './resolve.js';
 import type { BtfType, CompositeType, EnumType, FuncProtoType, Member, TypeId } from './types.js';
 import { KIND } from './wire.js';
 
@@ -592,39 +592,7 @@ class CWriter {
 
   /** Size in bytes of a type as a member (btf__resolve_size; 0 for what has no size). */
   private sizeOf(id: TypeId): number {
-    let nelems = 1;
-    for (let depth = 0; depth <= MAX_DEPTH; depth++) {
-      const t = this.type(id);
-      switch (t.kind) {
-        case 'int':
-        case 'struct':
-        case 'union':
-        case 'float':
-        case 'datasec':
-          return nelems * t.size;
-        case 'enum':
-        case 'enum64':
-          return nelems * t.size;
-        case 'ptr':
-          return nelems * this.ptrSize;
-        case 'array':
-          nelems *= t.nelems;
-          id = t.type;
-          break;
-        case 'typedef':
-        case 'volatile':
-        case 'const':
-        case 'restrict':
-        case 'type_tag':
-        case 'var':
-        case 'decl_tag':
-          id = t.type;
-          break;
-        default:
-          return 0;
-      }
-    }
-    return this.loop(id, `type chain deeper than ${MAX_DEPTH} (a loop?)`);
+    return resolveSize(this.btf, id, { pointerSize: this.ptrSize }) ?? 0;
   }
 
   /** Alignment in bytes clang gives the C we write for `id` (BPF target: 64-bit, `long` = 8). */
