@@ -697,12 +697,7 @@ class NameIndex {
       }
       if (offsets > 1) ids.sort((a, b) => a - b);
     } else {
-      if (this.byName === undefined) {
-        this.byName = new ChainedIndex(names.length, (i) => {
-          const nameOff = names[i]!;
-          return nameOff === 0 ? -1 : strings.hashAt(nameOff);
-        });
-      }
+      if (this.byName === undefined) this.byName = new ChainedIndex(names, strings.hashEach(names));
       this.byName.each(hashBytes(query, 0, query.length), (i) => {
         if (strings.equalsAt(names[i]!, query)) ids.push(firstId + i);
       });
@@ -718,23 +713,28 @@ class ChainedIndex {
   private readonly keys: Uint32Array;
   private readonly mask: number;
 
-  /** `keyOf(i)` is record i's key, or -1 to leave it out. */
-  constructor(n: number, keyOf: (i: number) => number) {
+  /**
+   * `keys[i]` is record i's key; records with a name offset of 0 (anonymous) are left out. One flat
+   * loop, no call per record: cheap in a fresh process.
+   */
+  constructor(nameOffsets: Uint32Array, keys: Uint32Array) {
+    const n = keys.length;
     let size = 16;
     while (size < n * 2) size *= 2;
-    this.mask = size - 1;
-    this.heads = new Int32Array(size).fill(-1);
-    this.next = new Int32Array(n);
-    this.keys = new Uint32Array(n);
+    const mask = size - 1;
+    const heads = new Int32Array(size).fill(-1);
+    const next = new Int32Array(n);
     // Backwards, so that each chain lists records in ascending order.
     for (let i = n - 1; i >= 0; i--) {
-      const key = keyOf(i);
-      if (key < 0) continue;
-      this.keys[i] = key;
-      const slot = key & this.mask;
-      this.next[i] = this.heads[slot]!;
-      this.heads[slot] = i;
+      if (nameOffsets[i] === 0) continue;
+      const slot = keys[i]! & mask;
+      next[i] = heads[slot]!;
+      heads[slot] = i;
     }
+    this.mask = mask;
+    this.heads = heads;
+    this.next = next;
+    this.keys = keys;
   }
 
   /** Calls `fn` for every record with this key, in ascending order (and maybe a few others). */
