@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isParseError } from '../errors.js';
+import { defaultDebianKernels } from '../test-support/kernels.js';
 import { Btf } from './btf.js';
 import { writeRawDump } from './dump-raw.js';
 import { KIND } from './wire.js';
@@ -173,6 +174,13 @@ int my_probe(struct my_dev *d, enum my_state s, my_cb cb) { return d->id + s + (
       }
       expectSameDump(ourDump(parseFile(file, baseBtf)).text, bpftoolDump(file, base), file);
     }
+  });
+
+  it("covers the default Debian kernels (5.10, 6.1, 6.12, sid's 7.x)", async () => {
+    const debian = await defaultDebianKernels();
+    expect(debian).toHaveLength(4);
+    const dumped = new Set(kernels.map((k) => k.file));
+    for (const k of debian) expect(dumped.has(k.btf!)).toBe(true);
   });
 
   describe.skipIf(!haveClang19)('clang-19 BPF objects', () => {
