@@ -25,7 +25,8 @@ export async function openObject(path: string): Promise<BpfObject> {
 export async function objDump(path: string, out: Output): Promise<void> {
   const obj = await openObject(path);
   const { formatObjectDump } = await import('../object/dump.js');
-  out.write(formatObjectDump(obj, path));
+  // The open model (maps, externs, …) is computed as the dump reads it: its errors name the file.
+  out.write(withFileSync(path, () => formatObjectDump(obj, path)));
 }
 
 export interface RelocateOptions {

@@ -80,7 +80,15 @@ export function parseBtfExt(data: Uint8Array): BtfExt {
   if (hdrLen < HDR_WITH_LINE_INFO) fail(`header length ${hdrLen} is shorter than ${HDR_WITH_LINE_INFO}`, 4);
   if (hdrLen === data.length) fail('no data after the header', 4);
 
-  const sub = <T>(name: string, fieldOff: number, minRecord: number, read: (p: number) => T): ExtInfo<T> => {
+  // func_info and line_info records (hundreds per object, which `corematrix relocate` never reads)
+  // are decoded on first use; their bounds are checked here all the same.
+  const sub = <T>(
+    name: string,
+    fieldOff: number,
+    minRecord: number,
+    read: (p: number) => T,
+    lazy = false,
+  ): ExtInfo<T> => {
     const off = u32(fieldOff);
     const len = u32(fieldOff + 4);
     const info: ExtInfo<T> = { recordSize: 0, sections: [] };
@@ -106,9 +114,14 @@ export function parseBtfExt(data: Uint8Array): BtfExt {
       if (num === 0) fail(`${name} block has no records`, p + 4);
       if (8 + num * recordSize > end - p)
         fail(`${name} block of ${num} records runs past the subsection`, p + 4);
-      const records: T[] = new Array(num);
-      for (let i = 0, q = p + 8; i < num; i++, q += recordSize) records[i] = read(q);
-      info.sections.push({ secNameOff, records, offset: p });
+      const first = p + 8;
+      const decode = (): T[] => {
+        const records: T[] = new Array(num);
+        for (let i = 0, q = first; i < num; i++, q += recordSize) records[i] = read(q);
+        return records;
+      };
+      if (lazy) info.sections.push(lazyRecords({ secNameOff, offset: p }, decode));
+      else info.sections.push({ secNameOff, records: decode(), offset: p });
       p += 8 + num * recordSize;
     }
     return info;
@@ -117,13 +130,19 @@ export function parseBtfExt(data: Uint8Array): BtfExt {
   return {
     littleEndian,
     hdrLen,
-    funcInfo: sub('func_info', 8, MIN_FUNC_INFO, (p) => ({ insnOff: u32(p), typeId: u32(p + 4) })),
-    lineInfo: sub('line_info', 16, MIN_LINE_INFO, (p) => ({
-      insnOff: u32(p),
-      fileNameOff: u32(p + 4),
-      lineOff: u32(p + 8),
-      lineCol: u32(p + 12),
-    })),
+    funcInfo: sub('func_info', 8, MIN_FUNC_INFO, (p) => ({ insnOff: u32(p), typeId: u32(p + 4) }), true),
+    lineInfo: sub(
+      'line_info',
+      16,
+      MIN_LINE_INFO,
+      (p) => ({
+        insnOff: u32(p),
+        fileNameOff: u32(p + 4),
+        lineOff: u32(p + 8),
+        lineCol: u32(p + 12),
+      }),
+      true,
+    ),
     coreRelo:
       hdrLen >= HDR_WITH_CORE_RELO
         ? sub('core_relo', 24, MIN_CORE_RELO, (p) => ({
@@ -134,4 +153,29 @@ export function parseBtfExt(data: Uint8Array): BtfExt {
           }))
         : { recordSize: 0, sections: [] },
   };
+}
+
+/** A section whose `records` are decoded on first read (then a plain, writable property). */
+function lazyRecords<T>(section: Omit<ExtSection<T>, 'records'>, decode: () => T[]): ExtSection<T> {
+  const settle = (records: T[]): void => {
+    Object.defineProperty(section, 'records', {
+      value: records,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  };
+  Object.defineProperty(section, 'records', {
+    enumerable: true,
+    configurable: true,
+    get(): T[] {
+      const records = decode();
+      settle(records);
+      return records;
+    },
+    set(records: T[]) {
+      settle(records);
+    },
+  });
+  return section as ExtSection<T>;
 }

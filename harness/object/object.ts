@@ -155,7 +155,7 @@ export function parseBpfObject(bytes: Uint8Array, options: ParseBpfObjectOptions
       : options.path === undefined
         ? ''
         : objectNameFromPath(options.path);
-  const obj: BpfObject = {
+  const obj = {
     elf,
     btf,
     btfExt,
@@ -164,23 +164,62 @@ export function parseBpfObject(bytes: Uint8Array, options: ParseBpfObjectOptions
     kernelVersion,
     littleEndian: elf.littleEndian,
     objectName,
-    layout: layoutSections(elf),
-    maps: [],
-    externs: [],
-    insnRelocs: [],
-    openErrors: [],
   };
-  collectOpenModel(obj, symbols);
-  return obj;
+  // What bpf_object__open computes after elf_collect (section layout, externs, maps, instruction
+  // relocations, open errors) is computed on first use: `corematrix relocate` needs none of it, and
+  // it is a third of opening an object.
+  let model: OpenModel | undefined;
+  const open = (): OpenModel => {
+    model ??= collectOpenModel(obj as BpfObject, symbols);
+    return model;
+  };
+  let layout: SectionLayout | undefined;
+  lazyProperty(obj, 'layout', () => {
+    layout ??= layoutSections(elf);
+    return layout;
+  });
+  lazyProperty(obj, 'maps', () => open().maps);
+  lazyProperty(obj, 'externs', () => open().externs);
+  lazyProperty(obj, 'insnRelocs', () => open().insnRelocs);
+  lazyProperty(obj, 'openErrors', () => open().openErrors);
+  return obj as BpfObject;
+}
+
+/**
+ * Defines `key` on `obj` as a property computed by `compute` on first read (then a plain data
+ * property, writable as before). Enumerable, so copies and comparisons see it like any field.
+ */
+function lazyProperty<T>(obj: object, key: string, compute: () => T): void {
+  const settle = (value: T): void => {
+    Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  };
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get(): T {
+      const value = compute();
+      settle(value);
+      return value;
+    },
+    set(value: T) {
+      settle(value);
+    },
+  });
+}
+
+interface OpenModel {
+  maps: BpfMap[];
+  externs: BpfExtern[];
+  insnRelocs: InsnReloc[];
+  openErrors: OpenError[];
 }
 
 /** libbpf's open stages after elf_collect: externs, maps, relocations (bpf_object_open). */
-function collectOpenModel(obj: BpfObject, symbols: ReturnType<Elf['symbols']>): void {
+function collectOpenModel(obj: BpfObject, symbols: ReturnType<Elf['symbols']>): OpenModel {
   const { elf, btf, layout } = obj;
-  const errors = obj.openErrors;
+  const errors: OpenError[] = [];
   errors.push(...layout.errors);
   const externs = collectExterns(btf, symbols);
-  obj.externs = externs.externs;
   errors.push(...externs.errors);
 
   const fixed = fixupDatasecs(elf, btf, symbols);
@@ -207,7 +246,6 @@ function collectOpenModel(obj: BpfObject, symbols: ReturnType<Elf['symbols']>): 
     );
     maps.push(globalDataAsMap(elf, kconfig));
   }
-  obj.maps = maps;
 
   const relocs = collectInsnRelocs({
     elf,
@@ -215,9 +253,8 @@ function collectOpenModel(obj: BpfObject, symbols: ReturnType<Elf['symbols']>): 
     symbols,
     programs: obj.programs,
     maps,
-    externs: obj.externs,
+    externs: externs.externs,
   });
-  obj.insnRelocs = relocs.relocs;
   const mapRelos = collectMapRelos(
     elf,
     btf,
@@ -231,6 +268,7 @@ function collectOpenModel(obj: BpfObject, symbols: ReturnType<Elf['symbols']>): 
   // libbpf goes through the relocation sections in section order, .rel.maps among the others.
   const sectionOrder = (e: OpenError) => elf.sectionHeader(e.section ?? '')?.index ?? -1;
   errors.push(...[...relocs.errors, ...mapRelos].sort((a, b) => sectionOrder(a) - sectionOrder(b)));
+  return { maps, externs: externs.externs, insnRelocs: relocs.relocs, openErrors: errors };
 }
 
 function addPrograms(
