@@ -20,7 +20,10 @@ type Invocation =
   | { command: 'btf dump'; file: string; base?: string; format: 'raw' | 'c' }
   | { command: 'btf info'; file: string; base?: string; json: boolean }
   | { command: 'obj dump'; file: string }
-  | { command: 'relocate'; options: RelocateOptions };
+  | { command: 'relocate'; options: RelocateOptions }
+  | { command: 'kernels list'; matrix: string }
+  | { command: 'kernels fetch'; matrix: string; names: string[]; refresh: boolean }
+  | { command: 'kernels info'; matrix: string; name: string };
 
 export interface MainIo {
   stdout: Output;
@@ -155,9 +158,39 @@ function parseArguments(argv: string[], io: MainIo): Invocation | undefined {
       },
     );
 
+  const kernels = program
+    .command('kernels')
+    .description('The kernels of a matrix (matrix.yaml): Debian packages, local files, the running kernel');
+  const matrixOption = () =>
+    new Option('--matrix <FILE>', 'the matrix file declaring the kernels').default('matrix.yaml');
+  kernels
+    .command('list')
+    .description('Each kernel: source, resolved package and release, cached or not, BTF types (offline)')
+    .addOption(matrixOption())
+    .action((options: { matrix: string }) => {
+      invocation = { command: 'kernels list', matrix: options.matrix };
+    });
+  kernels
+    .command('fetch')
+    .description('Fetch and extract the kernels (all, or those named) into the cache')
+    .argument('[NAME...]', 'kernels of the matrix to fetch (default: all)')
+    .addOption(matrixOption())
+    .option('--refresh', 'resolve "newest" again from the archive, even if a kernel is cached', false)
+    .action((names: string[], options: { matrix: string; refresh: boolean }) => {
+      invocation = { command: 'kernels fetch', matrix: options.matrix, names, refresh: options.refresh };
+    });
+  kernels
+    .command('info')
+    .description("One kernel's release, BTF size and type counts, and its BPF config options")
+    .argument('<NAME>', 'a kernel of the matrix')
+    .addOption(matrixOption())
+    .action((name: string, options: { matrix: string }) => {
+      invocation = { command: 'kernels info', matrix: options.matrix, name };
+    });
+
   // A group command without its subcommand prints its help and fails; commander then throws
   // with exit code 1, which parseArguments' caller turns into a usage error.
-  for (const command of [program, btf, obj]) command.exitOverride();
+  for (const command of [program, btf, obj, kernels]) command.exitOverride();
   program.parse(argv, { from: 'user' });
   return invocation;
 }
@@ -185,6 +218,13 @@ async function run(invocation: Invocation, io: MainIo): Promise<number> {
     const refused = await relocate(invocation.options, out, io.stderr);
     return refused > 0 ? EXIT.badInput : EXIT.ok;
   }
+  if (
+    invocation.command === 'kernels list' ||
+    invocation.command === 'kernels fetch' ||
+    invocation.command === 'kernels info'
+  ) {
+    return runKernels(invocation, io);
+  }
   // The base is read on its own first, so an error in it names the base file.
   const base = invocation.base === undefined ? undefined : (await readInput(invocation.base)).btf;
   const { btf, source } = await readInput(invocation.file, base);
@@ -208,6 +248,26 @@ async function run(invocation: Invocation, io: MainIo): Promise<number> {
       out.write(invocation.json ? `${JSON.stringify(infoJson(info), null, 2)}\n` : formatInfo(info));
       return EXIT.ok;
     }
+  }
+}
+
+/** The kernels commands; a matrix file that is not valid is bad usage (exit 2). */
+async function runKernels(
+  invocation: Extract<Invocation, { command: 'kernels list' | 'kernels fetch' | 'kernels info' }>,
+  io: MainIo,
+): Promise<number> {
+  const kernels = await import('./kernels.js');
+  const { isMatrixError } = await import('../matrix/load.js');
+  const kio = { out: io.stdout, stderr: io.stderr, tty: kernels.progressIsLive(process.stderr.isTTY) };
+  try {
+    if (invocation.command === 'kernels list') await kernels.kernelsList({ matrix: invocation.matrix }, kio);
+    else if (invocation.command === 'kernels fetch') await kernels.kernelsFetch(invocation, kio);
+    else await kernels.kernelsInfo({ matrix: invocation.matrix, name: invocation.name }, kio);
+    return EXIT.ok;
+  } catch (e) {
+    if (!isMatrixError(e)) throw e;
+    io.stderr(`corematrix: ${oneLine(e.describe())}\n`);
+    return EXIT.usage;
   }
 }
 
@@ -258,6 +318,10 @@ function inputsOf(invocation: Invocation): string[] {
     }
     case 'obj dump':
       return [invocation.file];
+    case 'kernels list':
+    case 'kernels fetch':
+    case 'kernels info':
+      return [invocation.matrix];
     default:
       return [invocation.file, invocation.base].filter((f): f is string => f !== undefined);
   }
