@@ -1,4 +1,5 @@
 import type { Btf } from '../btf/btf.js';
+import type { BtfExt } from '../object/btf-ext.js';
 import { type BpfObject, type BpfProgram, programAt } from '../object/object.js';
 import { typeOrFail } from './btf-walk.js';
 import { type CalcOutcome, type Candidate, calcReloInsn, type RelocationResult } from './calc.js';
@@ -6,7 +7,7 @@ import { findCandidates, type TargetBtfs } from './candidates.js';
 import { CoreFailure, EINVAL, ERRNO_NAMES } from './errno.js';
 import { type CoreRelo, RELO_KIND, type ReloKindName, reloKindName } from './kinds.js';
 import { INSN_SIZE, Instructions, type PatchRecord, patchInsn } from './patch.js';
-import { describeAccess, formatSpec } from './spec.js';
+import { describeFormattedAccess, formatSpec } from './spec.js';
 
 /** What happened to one CO-RE relocation, in libbpf's processing order. */
 export interface RelocationRecord {
@@ -81,6 +82,9 @@ export function relocateObject(obj: BpfObject, targets: TargetBtfs): ObjectReloc
     return insns;
   };
   const candidateCache = new Map<number, readonly Candidate[]>();
+  // Each root type's candidates are found by name: with several of them to look up, vmlinux's
+  // names are hashed once instead of searched for one by one.
+  if (distinctRootTypes(ext) >= INDEX_NAMES_AT) targets.vmlinux.indexNames();
 
   for (const extSection of ext.coreRelo.sections) {
     const secName = btf.strings.has(extSection.secNameOff) ? btf.strings.get(extSection.secNameOff) : '';
@@ -132,6 +136,22 @@ export function relocateObject(obj: BpfObject, targets: TargetBtfs): ObjectReloc
   return result;
 }
 
+/** How many distinct root types make hashing vmlinux's names cheaper than searching for each. */
+const INDEX_NAMES_AT = 4;
+
+/** Root types whose candidates an object's records would search for (at most INDEX_NAMES_AT). */
+function distinctRootTypes(ext: BtfExt): number {
+  const ids = new Set<number>();
+  for (const section of ext.coreRelo.sections) {
+    for (const relo of section.records) {
+      if (relo.kind === RELO_KIND.TYPE_ID_LOCAL) continue;
+      ids.add(relo.typeId);
+      if (ids.size >= INDEX_NAMES_AT) return ids.size;
+    }
+  }
+  return ids.size;
+}
+
 function relocateOne(
   btf: Btf,
   relo: CoreRelo,
@@ -154,15 +174,18 @@ function relocateOne(
     spec: accessString,
     relo,
   };
-  const fail = (message: string, errno: number, outcome?: CalcOutcome): RelocationRecord => ({
-    ...base,
-    access: accessOf(btf, relo, accessString, outcome),
-    localSpec: outcome?.localSpec === undefined ? undefined : formatSpec(outcome.localSpec),
-    targetSpec: undefined,
-    result: 'error',
-    message: `${message}: -${ERRNO_NAMES[errno] ?? errno}`,
-    errno,
-  });
+  const fail = (message: string, errno: number, outcome?: CalcOutcome): RelocationRecord => {
+    const localSpec = outcome?.localSpec === undefined ? undefined : formatSpec(outcome.localSpec);
+    return {
+      ...base,
+      access: accessOf(btf, relo, accessString, localSpec),
+      localSpec,
+      targetSpec: undefined,
+      result: 'error',
+      message: `${message}: -${ERRNO_NAMES[errno] ?? errno}`,
+      errno,
+    };
+  };
 
   // bpf_core_resolve_relo: the local type must exist; candidates are searched once per root type.
   let localType: ReturnType<typeof typeOrFail>;
@@ -197,14 +220,18 @@ function relocateOne(
     if (!(e instanceof CoreFailure)) throw e;
     return fail(e.message, e.errno, outcome);
   }
+  const localSpec = formatSpec(outcome.localSpec);
   const record: RelocationRecord = {
     ...base,
-    access: accessOf(btf, relo, accessString, outcome),
-    localSpec: formatSpec(outcome.localSpec),
-    targetSpec: outcome.targetSpec === undefined ? undefined : formatSpec(outcome.targetSpec),
+    access: accessOf(btf, relo, accessString, localSpec),
+    localSpec,
+    targetSpec: undefined,
     result: patch.action,
     calc: outcome.result,
   };
+  // The target's spec text is for --json and tests only: formatted on first read.
+  const targetSpec = outcome.targetSpec;
+  if (targetSpec !== undefined) lazyField(record, 'targetSpec', () => formatSpec(targetSpec));
   if (patch.action === 'patched') {
     record.old = patch.old;
     record.new = patch.new;
@@ -213,8 +240,31 @@ function relocateOne(
   return record;
 }
 
-function accessOf(btf: Btf, relo: CoreRelo, accessString: string, outcome?: CalcOutcome): string {
-  if (outcome?.localSpec !== undefined) return describeAccess(outcome.localSpec);
+/**
+ * Defines `key` as computed on first read (then a plain, writable data property); enumerable, so
+ * copies, comparisons and JSON see it like any field.
+ */
+function lazyField<T, K extends keyof T>(obj: T, key: K, compute: () => T[K]): void {
+  const settle = (value: T[K]): void => {
+    Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  };
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get(): T[K] {
+      const value = compute();
+      settle(value);
+      return value;
+    },
+    set(value: T[K]) {
+      settle(value);
+    },
+  });
+}
+
+/** The access in C terms: from the local spec's formatted text when there is one. */
+function accessOf(btf: Btf, relo: CoreRelo, accessString: string, localSpec: string | undefined): string {
+  if (localSpec !== undefined) return describeFormattedAccess(localSpec);
   const t = btf.has(relo.typeId) ? btf.type(relo.typeId) : undefined;
   return t === undefined
     ? `[${relo.typeId}] + ${accessString}`

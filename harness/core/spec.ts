@@ -212,7 +212,11 @@ function formatEnumValue(kind: 'enum' | 'enum64', signed: boolean, value: bigint
 
 /** The access in C-like form for reports: `struct task_struct.tgid`, `enum foo::BAR`. */
 export function describeAccess(spec: CoreSpec): string {
-  const full = formatSpec(spec);
+  return describeFormattedAccess(formatSpec(spec));
+}
+
+/** `describeAccess` of a spec from its `formatSpec` text (for a caller that has both). */
+export function describeFormattedAccess(full: string): string {
   // Drop the "<kind> [id] " prefix and the raw-spec suffix.
   const withoutPrefix = full.replace(/^<[^>]*> \[\d+\] /, '');
   return withoutPrefix.replace(/ \([\d:]+ @ offset [\d.]+\)$/, '').replace(/ = -?\d+$/, '');
