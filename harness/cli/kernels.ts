@@ -112,10 +112,11 @@ class Progress {
     }
   }
 
-  update(name: string, text: string): void {
+  /** A kernel's new stage; `quiet` ones only show on the live board, not as plain lines. */
+  update(name: string, text: string, options: { quiet?: boolean } = {}): void {
     this.status.set(name, text);
     if (this.io.tty) this.draw();
-    else this.io.stderr(`${name}: ${text}\n`);
+    else if (options.quiet !== true) this.io.stderr(`${name}: ${text}\n`);
   }
 
   private draw(): void {
@@ -150,14 +151,14 @@ export async function kernelsFetch(options: FetchCommandOptions, io: KernelsIo):
   try {
     results = await Promise.all(
       sources.map(async (s) => {
-        progress.update(s.name, s.decl.kind === 'debian' ? 'resolving' : 'checking files');
+        progress.update(s.name, s.decl.kind === 'debian' ? 'resolving' : 'checking files', { quiet: true });
         const k = await s.open({
           fetch: true,
           refresh: options.refresh,
           read: false,
           log: (line) => progress.update(s.name, line),
         });
-        progress.update(s.name, k.state === 'cached' ? `cached: ${k.release}` : k.state);
+        progress.update(s.name, k.kind !== 'debian' ? 'nothing to fetch' : `${k.state}: ${k.release}`);
         return k;
       }),
     );

@@ -155,7 +155,10 @@ export function parseMatrix(text: string, file: string, options: LoadOptions = {
   }
   const result = matrixSchema.safeParse(doc.toJS() ?? undefined);
   if (!result.success) {
-    const problems = result.error.issues.flatMap((issue) => describeIssue(issue, [], doc, at));
+    const present = (p: readonly PropertyKey[]) => nodeAt(doc, p as PathKey[]).depth === p.length;
+    const problems = rootCauses(result.error.issues, present).flatMap((issue) =>
+      describeIssue(issue, [], doc, at),
+    );
     problems.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new MatrixError(file, problems);
   }
@@ -417,11 +420,37 @@ function describeIssue(issue: z.core.$ZodIssue, prefix: PathKey[], doc: Document
         },
       ];
     }
-    case 'custom':
-      return [{ ...pos(), message: issue.message }];
+    case 'custom': {
+      // Cross-key checks point at the key they are about ("two sources": the second source's key).
+      const last = p[p.length - 1];
+      const position = typeof last === 'string' ? keyPosition(doc, p.slice(0, -1), last, at) : pos();
+      return [{ ...position, message: issue.message }];
+    }
     default:
       return [{ ...pos(), message: `${where(p)}: ${issue.message}` }];
   }
+}
+
+/**
+ * Leaves out what a misspelled key explains: in a mapping with an unknown key, a missing required
+ * key and the checks across keys (a kernel's sources) only repeat that mistake ("sute: sid" is
+ * not a kernel without a source).
+ */
+function rootCauses(
+  issues: readonly z.core.$ZodIssue[],
+  present: (p: readonly PropertyKey[]) => boolean,
+): z.core.$ZodIssue[] {
+  const misspelled = new Set(
+    issues.filter((i) => i.code === 'unrecognized_keys').map((i) => JSON.stringify(i.path)),
+  );
+  if (misspelled.size === 0) return [...issues];
+  const within = (p: readonly PropertyKey[], depth: number) =>
+    misspelled.has(JSON.stringify(p.slice(0, Math.max(0, p.length - depth))));
+  return issues.filter((i) => {
+    if (i.code === 'custom') return !(within(i.path, 0) || within(i.path, 1));
+    if (i.code === 'invalid_type' && !present(i.path)) return !within(i.path, 1);
+    return true;
+  });
 }
 
 /** The first line of a YAML error, without the position the caller reports itself. */
