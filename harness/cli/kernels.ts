@@ -4,7 +4,6 @@
  * `info` tells one kernel's release, BTF and the config options that matter to BPF.
  */
 
-import path from 'node:path';
 import { summarizeBtf } from '../btf/summary.js';
 import { UsageError } from '../errors.js';
 import { BPF_CONFIG_HIGHLIGHTS, formatConfigValue, type KernelConfig } from '../kernels/config.js';
@@ -238,10 +237,4 @@ export function formatHighlights(config: KernelConfig): string {
   });
   const width = Math.max(...rows.map(([t]) => t.length)) + 2;
   return `bpf config:\n${rows.map(([t, why]) => `  ${t.padEnd(width)}${why}\n`).join('')}`;
-}
-
-/** For messages: a path relative to the working directory when that is shorter. */
-export function shortPath(p: string): string {
-  const r = path.relative(process.cwd(), p);
-  return r.length < p.length && !r.startsWith('..') ? r : p;
 }
