@@ -398,6 +398,11 @@ export interface FetchOptions {
   log?: (line: string) => void;
 }
 
+/** Where fetchDebianKernel pins what a spec resolved to, under the cache root. */
+export function resolutionFile(root: string, spec: KernelSpec): string {
+  return path.join(root, 'debian', 'resolved', `${specKey(spec)}.json`);
+}
+
 function specKey(spec: KernelSpec): string {
   const parts = [
     spec.suite,
@@ -619,9 +624,9 @@ export async function fetchDebianKernel(spec: KernelSpec, options: FetchOptions 
 }
 
 async function fetchEntry(root: string, spec: KernelSpec, options: FetchOptions): Promise<CacheEntry> {
-  const resolutionFile = path.join(root, 'debian', 'resolved', `${specKey(spec)}.json`);
+  const pinnedFile = resolutionFile(root, spec);
   if (options.refresh !== true) {
-    const pinned = await readResolution(resolutionFile);
+    const pinned = await readResolution(pinnedFile);
     if (pinned !== undefined) {
       const state = await inspectEntry(path.join(root, pinned.entry));
       if (state.state === 'ok') return state.entry;
@@ -639,7 +644,7 @@ async function fetchEntry(root: string, spec: KernelSpec, options: FetchOptions)
   }
   const resolution = await resolveKernel(spec, options);
   const entry = await ensureEntry(root, resolution, options);
-  await writeFileAtomic(resolutionFile, `${JSON.stringify(resolution, null, 2)}\n`);
+  await writeFileAtomic(pinnedFile, `${JSON.stringify(resolution, null, 2)}\n`);
   return entry;
 }
 

@@ -13,7 +13,10 @@ import type { Btf } from '../btf/btf.js';
 import { CorematrixError, isCorematrixError, UsageError } from '../errors.js';
 import { type CacheEntry, cacheRoot, inspectEntry } from '../kernels/cache.js';
 import type { KernelConfig } from '../kernels/config.js';
-import type { KernelSpec, Resolution } from '../kernels/debian.js';
+import { type KernelSpec, type Resolution, resolutionFile } from '../kernels/debian.js';
+
+export { resolutionFile };
+
 import type { KernelFilesRead, ReleaseOrigin } from '../kernels/local.js';
 import type { BtfSource } from '../kernels/read.js';
 import type { DebianKernelDecl, HostKernelDecl, KernelDecl, LocalKernelDecl, Matrix, Tier } from './load.js';
@@ -147,22 +150,6 @@ export function debianSpec(decl: DebianKernelDecl): KernelSpec {
   if (decl.version !== undefined) spec.version = decl.version;
   if (decl.package !== undefined) spec.package = decl.package;
   return spec;
-}
-
-/**
- * Where fetchDebianKernel pins what a spec resolved to (debian.ts's specKey: suite, flavor,
- * variant, and the package, version prefix or "newest"). A test checks that a fetch writes it here.
- */
-export function resolutionFile(root: string, spec: KernelSpec): string {
-  const key = [
-    spec.suite,
-    spec.flavor ?? 'cloud-amd64',
-    spec.variant ?? 'signed',
-    spec.package ?? (spec.version === undefined ? 'newest' : `v${spec.version}`),
-  ]
-    .join('_')
-    .replace(/[^A-Za-z0-9._+-]/g, '-');
-  return path.join(root, 'debian', 'resolved', `${key}.json`);
 }
 
 async function readPinned(file: string): Promise<Resolution | undefined> {
