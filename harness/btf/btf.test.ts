@@ -16,6 +16,7 @@ import {
   VMLINUX,
 } from './test-support/btf-fixtures.js';
 import type { BtfType } from './types.js';
+import { KIND } from './wire.js';
 
 const vmlinux = hostVmlinux();
 const bpftool = haveBpftool();
@@ -272,6 +273,32 @@ describe('Btf.parse decodes', () => {
     for (let round = 0; round < 12; round++) again.findByName(`absent${round}`);
     expect(again.findByName('point')).toEqual([first, second, third]);
     expect(again.findByName('xpoint')).toEqual([]);
+  });
+
+  it('finds types by name and kinds: findByName filtered, searched or hashed, base first', () => {
+    const bit = (kind: number) => 1 << kind;
+    const int = bit(KIND.INT);
+    const typedef = bit(KIND.TYPEDEF);
+    const b2 = new BtfBuilder();
+    const first = b2.int('point', 4);
+    const proto = b2.funcProto(first, []);
+    const func = b2.func('point', proto);
+    const second = b2.typedef('point', first);
+    const blob2 = b2.encode();
+    for (const hashed of [false, true]) {
+      const parsed = Btf.parse(blob2);
+      if (hashed) parsed.indexNames();
+      expect(parsed.findByNameInKinds('point', int | typedef)).toEqual([first, second]);
+      expect(parsed.findByNameInKinds('point', typedef)).toEqual([second]);
+      expect(parsed.findByNameInKinds('point', bit(KIND.FUNC) | int)).toEqual([first, func]);
+      expect(parsed.findByNameInKinds('point', bit(KIND.STRUCT))).toEqual([]);
+      expect(parsed.findByNameInKinds('', 0xffffffff)).toEqual([]);
+      const sb = new BtfBuilder({ base: parsed });
+      const own = sb.typedef('point', first);
+      const split = Btf.parse(sb.encode(), { base: parsed });
+      if (hashed) split.indexNames();
+      expect(split.findByNameInKinds('point', typedef)).toEqual([second, own]);
+    }
   });
 });
 

@@ -72,7 +72,10 @@ export class Btf {
   private readonly nameMarks: Uint8Array;
   private readonly cache: (BtfType | undefined)[];
   private nameIndex: NameIndex | undefined;
+  /** The name index without FUNCs. */
+  private typeNameIndex: NameIndex | undefined;
   private readonly lookups = new Map<string, readonly TypeId[]>();
+  private readonly kindLookups = new Map<string, readonly TypeId[]>();
 
   private constructor(raw: Uint8Array, options: ParseBtfOptions) {
     this.raw = raw;
@@ -174,12 +177,34 @@ export class Btf {
   }
 
   /**
-   * Builds the hash of this BTF's own type names now, rather than after a few lookups have searched
-   * the string bytes: for a caller about to look up many names (a byte search costs ~1 ms on a
-   * kernel's strings, the hash ~5 ms once). Answers stay the same either way.
+   * Every type id with this name whose BTF_KIND_* is in `kindMask` (bit `1 << kind`), base BTF
+   * first: `findByName` filtered by kind. Without FUNC in the mask it looks in an index that leaves
+   * out the FUNCs (almost half of a kernel's types), which is quicker to build.
+   */
+  findByNameInKinds(name: string, kindMask: number): readonly TypeId[] {
+    const key = `${kindMask >>> 0}:${name}`;
+    let ids = this.kindLookups.get(key);
+    if (ids !== undefined) return ids;
+    const inBase = this.base === undefined ? NO_IDS : this.base.findByNameInKinds(name, kindMask);
+    let own: readonly TypeId[] = NO_IDS;
+    if (name !== '') {
+      const all = (kindMask & (1 << KIND.FUNC)) !== 0 ? this.index().find(name) : this.typeIndex().find(name);
+      own = all.filter((id) => ((kindMask >>> this.kindNumber(id)) & 1) === 1);
+    }
+    ids = inBase.length === 0 ? own : own.length === 0 ? inBase : [...inBase, ...own];
+    ids = ids.length === 0 ? NO_IDS : Object.freeze(ids);
+    this.kindLookups.set(key, ids);
+    return ids;
+  }
+
+  /**
+   * Hashes this BTF's type names now (all but FUNCs', which `findByNameInKinds` without FUNC uses)
+   * rather than after a few lookups have searched the string bytes: for a caller about to look up
+   * many names (a byte search costs ~1 ms on a kernel's strings, the hash a few ms once). Answers
+   * stay the same either way.
    */
   indexNames(): void {
-    this.index().hashNow();
+    this.typeIndex().hashNow();
   }
 
   /** The first type with this name and kind, as btf__find_by_name_kind finds it. */
@@ -198,10 +223,18 @@ export class Btf {
   }
 
   private index(): NameIndex {
-    if (this.nameIndex === undefined) {
-      this.nameIndex = new NameIndex(this.names, this.nameMarks, this.firstId, this.strings);
-    }
+    this.nameIndex ??= this.newIndex(ALL_KINDS);
     return this.nameIndex;
+  }
+
+  private typeIndex(): NameIndex {
+    this.typeNameIndex ??= this.newIndex(ALL_KINDS & ~(1 << KIND.FUNC));
+    return this.typeNameIndex;
+  }
+
+  private newIndex(kindMask: number): NameIndex {
+    const { names, nameMarks, firstId, strings, words, offsets } = this;
+    return new NameIndex(names, nameMarks, firstId, strings, words, offsets, kindMask);
   }
 
   private recordIndex(id: TypeId): number {
@@ -376,6 +409,9 @@ export class Btf {
 function kindLabel(id: TypeId, kind: number): string {
   return id === 0 ? 'void' : `a ${KIND_NAMES[kind]}`;
 }
+
+/** A kind mask (bit `1 << BTF_KIND_*`) with every kind. */
+const ALL_KINDS = 0xffffffff;
 
 const VOID: BtfType = Object.freeze({ kind: 'void', id: 0, name: '', kindFlag: false }) as BtfType;
 const NO_IDS: readonly TypeId[] = Object.freeze([]);
@@ -666,13 +702,13 @@ function refWords(w: Uint32Array, p: number): number[] {
 const SEARCHES_BEFORE_HASHING = 8;
 
 /**
- * Name → ids for one BTF's own types, without decoding names into JS strings (decoding ~100k
- * kernel names would cost more than the whole parse). The first few lookups search the string
- * section's bytes for the name (a native memmem, ~1 ms for a kernel), keep the offsets some type
- * is named by (marked during the scan), and find those offsets among the records' name offsets
- * (native TypedArray.indexOf), as libbpf's linear btf__find_by_name would. When lookups keep
- * coming, it hashes every type name's bytes once (~5 ms warm, ~12 ms in a fresh process) and
- * answers from the hash table in microseconds.
+ * Name → ids for one BTF's own types (those of the kinds in `kindMask`, a bit per BTF_KIND_*),
+ * without decoding names into JS strings (decoding ~100k kernel names would cost more than the
+ * whole parse). The first few lookups search the string section's bytes for the name (a native
+ * memmem, ~1 ms for a kernel), keep the offsets some type is named by (marked during the scan),
+ * and find those offsets among the records' name offsets (native TypedArray.indexOf), as libbpf's
+ * linear btf__find_by_name would. When lookups keep coming, it hashes the names once and answers
+ * from the hash table in microseconds.
  */
 class NameIndex {
   private byName: ChainedIndex | undefined;
@@ -685,11 +721,46 @@ class NameIndex {
     private readonly marks: Uint8Array,
     private readonly firstId: number,
     private readonly strings: StringTable,
+    /** The type section's words and each record's word index (for its kind). */
+    private readonly words: Uint32Array,
+    private readonly offsets: Uint32Array,
+    private readonly kindMask: number,
   ) {}
 
-  /** Hashes every name now (later lookups use the hash table). */
+  /**
+   * Hashes the names of every record of the index's kinds now (later lookups use the hash table).
+   * One flat loop that calls nothing per record: V8 optimizes it early, which matters in a fresh
+   * process (a kernel's names without its ~48k FUNCs: ~2-3 ms; every name, through a call per
+   * record, took ~25 ms).
+   */
   hashNow(): void {
-    this.byName ??= new ChainedIndex(this.names, this.strings.hashEach(this.names));
+    if (this.byName !== undefined) return;
+    const { names, words, offsets, kindMask, strings } = this;
+    const n = names.length;
+    let size = 16;
+    while (size < n * 2) size *= 2;
+    const mask = size - 1;
+    const heads = new Int32Array(size).fill(-1);
+    const next = new Int32Array(n);
+    const keys = new Uint32Array(n);
+    const own = strings.ownBytes();
+    const start = strings.start;
+    // Backwards, so that each chain lists records in ascending order.
+    for (let i = n - 1; i >= 0; i--) {
+      const off = names[i]!;
+      if (off === 0 || ((kindMask >>> ((words[offsets[i]! + 1]! >>> 24) & 0x1f)) & 1) === 0) continue;
+      let h = 0x811c9dc5;
+      if (off < start) h = strings.hashAt(off);
+      else {
+        for (let j = off - start; own[j] !== 0; j++) h = Math.imul(h ^ own[j]!, 0x01000193);
+        h >>>= 0;
+      }
+      keys[i] = h;
+      const slot = h & mask;
+      next[i] = heads[slot]!;
+      heads[slot] = i;
+    }
+    this.byName = new ChainedIndex(heads, next, keys, mask);
   }
 
   find(name: string): readonly TypeId[] {
@@ -707,7 +778,9 @@ class NameIndex {
       for (const off of strings.findAll(query)) {
         if (off >= strings.start && marks[off - strings.start] !== 1) continue;
         offsets++;
-        for (let i = names.indexOf(off); i >= 0; i = names.indexOf(off, i + 1)) ids.push(firstId + i);
+        for (let i = names.indexOf(off); i >= 0; i = names.indexOf(off, i + 1)) {
+          if (this.included(i)) ids.push(firstId + i);
+        }
       }
       if (offsets > 1) ids.sort((a, b) => a - b);
     } else {
@@ -718,38 +791,20 @@ class NameIndex {
     }
     return ids.length === 0 ? NO_IDS : Object.freeze(ids);
   }
+
+  private included(i: number): boolean {
+    return ((this.kindMask >>> infoKind(this.words[this.offsets[i]! + 1]!)) & 1) === 1;
+  }
 }
 
 /** A hash table from a 32-bit key to record indices, chained through typed arrays. */
 class ChainedIndex {
-  private readonly heads: Int32Array;
-  private readonly next: Int32Array;
-  private readonly keys: Uint32Array;
-  private readonly mask: number;
-
-  /**
-   * `keys[i]` is record i's key; records with a name offset of 0 (anonymous) are left out. One flat
-   * loop, no call per record: cheap in a fresh process.
-   */
-  constructor(nameOffsets: Uint32Array, keys: Uint32Array) {
-    const n = keys.length;
-    let size = 16;
-    while (size < n * 2) size *= 2;
-    const mask = size - 1;
-    const heads = new Int32Array(size).fill(-1);
-    const next = new Int32Array(n);
-    // Backwards, so that each chain lists records in ascending order.
-    for (let i = n - 1; i >= 0; i--) {
-      if (nameOffsets[i] === 0) continue;
-      const slot = keys[i]! & mask;
-      next[i] = heads[slot]!;
-      heads[slot] = i;
-    }
-    this.mask = mask;
-    this.heads = heads;
-    this.next = next;
-    this.keys = keys;
-  }
+  constructor(
+    private readonly heads: Int32Array,
+    private readonly next: Int32Array,
+    private readonly keys: Uint32Array,
+    private readonly mask: number,
+  ) {}
 
   /** Calls `fn` for every record with this key, in ascending order (and maybe a few others). */
   each(key: number, fn: (i: number) => void): void {

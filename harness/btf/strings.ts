@@ -89,26 +89,9 @@ export class StringTable {
     return h >>> 0;
   }
 
-  /**
-   * `hashAt` of every offset in `offsets`, in one flat loop: a name index hashes ~100k kernel names
-   * at once, and a loop that calls no function per name is optimized early in a fresh process
-   * (~5 ms for a kernel, where a call per name took ~25 ms).
-   */
-  hashEach(offsets: Uint32Array): Uint32Array {
-    const out = new Uint32Array(offsets.length);
-    const b = this.bytes;
-    const start = this.start;
-    for (let i = 0; i < offsets.length; i++) {
-      const off = offsets[i]!;
-      if (off < start) {
-        out[i] = this.base!.hashAt(off);
-        continue;
-      }
-      let h = 0x811c9dc5;
-      for (let j = off - start; b[j] !== 0; j++) h = Math.imul(h ^ b[j]!, 0x01000193);
-      out[i] = h >>> 0;
-    }
-    return out;
+  /** This table's own bytes (offset `start` is index 0), for callers that scan many strings at once. */
+  ownBytes(): Uint8Array {
+    return this.bytes;
   }
 
   /** Whether the string at `off` has exactly these (UTF-8) bytes. */

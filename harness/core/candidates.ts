@@ -1,5 +1,6 @@
 import type { Btf } from '../btf/btf.js';
 import type { TypeId } from '../btf/types.js';
+import { KIND } from '../btf/wire.js';
 import { typeOrFail } from './btf-walk.js';
 import type { Candidate } from './calc.js';
 import { kindsCoreCompatible } from './compat.js';
@@ -54,13 +55,20 @@ function flavoredNames(btf: Btf): Map<string, string[]> {
  * finds them): types named `key` itself (unless that name has a flavor of its own) and types named
  * by a flavor of it.
  */
-function typesWithEssentialName(btf: Btf, key: string): TypeId[] {
+function typesWithEssentialName(btf: Btf, key: string, kinds: number): TypeId[] {
   const ids: TypeId[] = [];
   const own = (id: TypeId) => id >= btf.firstId;
-  if (essentialName(key) === key) for (const id of btf.findByName(key)) if (own(id)) ids.push(id);
+  if (essentialName(key) === key)
+    for (const id of btf.findByNameInKinds(key, kinds)) if (own(id)) ids.push(id);
   for (const name of flavoredNames(btf).get(key) ?? [])
-    for (const id of btf.findByName(name)) if (own(id)) ids.push(id);
+    for (const id of btf.findByNameInKinds(name, kinds)) if (own(id)) ids.push(id);
   return ids.sort((a, b) => a - b);
+}
+
+/** The kinds (a mask of `1 << BTF_KIND_*`) CO-RE compatible with a local type's (kindsCoreCompatible). */
+function compatibleKinds(localBtf: Btf, localId: TypeId): number {
+  const kind = localBtf.kindNumber(localId);
+  return kind === KIND.ENUM || kind === KIND.ENUM64 ? (1 << KIND.ENUM) | (1 << KIND.ENUM64) : 1 << kind;
 }
 
 /**
@@ -74,8 +82,10 @@ export function findCandidates(localBtf: Btf, localId: TypeId, targets: TargetBt
   if (local.name === '') throw new CoreFailure(EINVAL, 'anonymous type has no candidates');
   const key = essentialName(local.name);
   const found: Candidate[] = [];
+  // Only types of a compatible kind can be candidates: the search looks at no other.
+  const kinds = compatibleKinds(localBtf, localId);
   const add = (btf: Btf, btfName: string) => {
-    for (const id of typesWithEssentialName(btf, key)) {
+    for (const id of typesWithEssentialName(btf, key, kinds)) {
       if (kindsCoreCompatible(btf.type(id), local)) found.push({ btf, id, btfName });
     }
   };
