@@ -1,13 +1,13 @@
 import { writeSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
 import { isCorematrixError } from '../errors.js';
 import { readInput, withFileSync } from './input.js';
 import type { RelocateOptions } from './objects.js';
 import { fdOutput, type Output, OutputClosed } from './output.js';
 
-// Only commander and the error types load up front: every command imports what it needs when it
-// runs, so `btf dump` of a raw BTF never loads the ELF reader or a decompressor (startup is a
-// large share of a dump's wall time).
+// Only the error types load up front: every command imports what it needs when it runs, so `btf
+// dump` of a raw BTF never loads the ELF reader or a decompressor (startup is a large share of a
+// dump's wall time). Commander (~10 ms to load, with the child_process module it requires) loads
+// only for command lines that `quickInvocation` leaves to it.
 
 /**
  * Exit codes: 0 success; 1 bad input (a file that is corrupt or of an unsupported kind); 2 bad
@@ -16,7 +16,7 @@ import { fdOutput, type Output, OutputClosed } from './output.js';
  */
 export const EXIT = { ok: 0, badInput: 1, usage: 2, internal: 70 } as const;
 
-type Invocation =
+export type Invocation =
   | { command: 'btf dump'; file: string; base?: string; format: 'raw' | 'c' }
   | { command: 'btf info'; file: string; base?: string; json: boolean }
   | { command: 'obj dump'; file: string }
@@ -32,20 +32,11 @@ export interface MainIo {
 
 /** Runs the CLI with `argv` (the arguments after the program name) and returns the exit code. */
 export async function main(argv: string[], io: MainIo = processIo()): Promise<number> {
-  let invocation: Invocation | undefined;
-  try {
-    invocation = parseArguments(argv, io);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // --help and --version end parsing the same way as errors do, with exit code 0.
-      try {
-        io.stdout.flush();
-      } catch (closed) {
-        if (!(closed instanceof OutputClosed)) throw closed;
-      }
-      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    }
-    throw e;
+  let invocation = quickInvocation(argv);
+  if (invocation === undefined) {
+    const parsed = await parseArguments(argv, io);
+    if (typeof parsed === 'number') return parsed;
+    invocation = parsed;
   }
   if (invocation === undefined) return EXIT.ok;
 
@@ -73,7 +64,83 @@ function processIo(): MainIo {
   };
 }
 
-function parseArguments(argv: string[], io: MainIo): Invocation | undefined {
+/**
+ * The invocation of a plain `relocate` command line, parsed without commander: `relocate`, then
+ * objects and the options `--btf FILE`, `--base FILE`, `--module FILE` (repeatable), `--json`,
+ * `-o`/`--output OUT`, each option's value its own argument. The result is what commander makes of
+ * the same line (main.test.ts checks it). Anything else (another command, help, `--opt=value`,
+ * an unknown or repeated option, an option value that looks like an option, a missing object or
+ * --btf) is left to commander: undefined.
+ */
+export function quickInvocation(argv: readonly string[]): Invocation | undefined {
+  if (argv[0] !== 'relocate') return undefined;
+  const objects: string[] = [];
+  const modules: string[] = [];
+  let btf: string | undefined;
+  let base: string | undefined;
+  let output: string | undefined;
+  let json = false;
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) {
+      objects.push(arg);
+      continue;
+    }
+    if (arg === '--json') {
+      json = true;
+      continue;
+    }
+    const value = argv[i + 1];
+    if (value === undefined || value.startsWith('-')) return undefined;
+    i++;
+    if (arg === '--module') modules.push(value);
+    else if (arg === '--btf' && btf === undefined) btf = value;
+    else if (arg === '--base' && base === undefined) base = value;
+    else if ((arg === '-o' || arg === '--output') && output === undefined) output = value;
+    else return undefined;
+  }
+  if (objects.length === 0 || btf === undefined) return undefined;
+  return {
+    command: 'relocate',
+    options: {
+      objects,
+      btf,
+      modules,
+      json,
+      ...(base === undefined ? {} : { base }),
+      ...(output === undefined ? {} : { output }),
+    },
+  };
+}
+
+/**
+ * The command line parsed by commander: the invocation, undefined when there is nothing to run, or
+ * the exit code when parsing ended it (an error, --help, --version).
+ */
+export async function parseArguments(argv: string[], io: MainIo): Promise<Invocation | undefined | number> {
+  const { Command, CommanderError, Option } = await import('commander');
+  try {
+    return parseWithCommander(argv, io, Command, Option);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end parsing the same way as errors do, with exit code 0.
+      try {
+        io.stdout.flush();
+      } catch (closed) {
+        if (!(closed instanceof OutputClosed)) throw closed;
+      }
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    throw e;
+  }
+}
+
+function parseWithCommander(
+  argv: string[],
+  io: MainIo,
+  Command: typeof import('commander').Command,
+  Option: typeof import('commander').Option,
+): Invocation | undefined {
   let invocation: Invocation | undefined;
   const program = new Command('corematrix')
     .description('Tells BPF developers on which Linux kernels their CO-RE programs work.')

@@ -11,14 +11,18 @@ import type { Output } from './output.js';
 /** Reads and opens one BPF object; errors name the file. */
 export async function openObject(path: string): Promise<BpfObject> {
   const { parseBpfObject } = await import('../object/object.js');
-  let bytes: Uint8Array;
+  const bytes = readObject(path);
+  return withFileSync(path, () => parseBpfObject(bytes, { path }));
+}
+
+/** The object's bytes; a file that cannot be read is a usage error naming it. */
+function readObject(path: string): Uint8Array {
   try {
-    bytes = new Uint8Array(readFileSync(path));
+    return new Uint8Array(readFileSync(path));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
     throw new UsageError(`cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : code}`, { file: path });
   }
-  return withFileSync(path, () => parseBpfObject(bytes, { path }));
 }
 
 /** `corematrix obj dump OBJ`. */
@@ -50,6 +54,10 @@ export async function relocate(
   if (options.output !== undefined && options.objects.length !== 1) {
     throw new UsageError('-o writes one relocated object: give exactly one OBJ');
   }
+  // The CO-RE engine's modules load (their files read by the thread pool) while this thread reads
+  // and parses the kernel's BTF. Relocation needs only the CO-RE part of an object
+  // (parseCoreObject): the rest of the object model is not even loaded.
+  const engine = Promise.all([import('../core/relocate.js'), import('../object/object-core.js')]);
   const base = options.base === undefined ? undefined : (await readInput(options.base)).btf;
   const vmlinux = (await readInput(options.btf, base)).btf;
   const modules: { name: string; btf: Btf }[] = [];
@@ -58,15 +66,18 @@ export async function relocate(
   // libbpf with btf_custom_path searches only that BTF; with module BTFs given, it behaves as on a
   // running kernel: vmlinux first, modules when vmlinux has no candidate.
   const targets: TargetBtfs = { vmlinux, modules, vmlinuxOverride: modules.length === 0 };
-  const { relocateObject } = await import('../core/relocate.js');
-  const { relocationRecordJson } = await import('../core/records-json.js');
+  const [{ relocateObject }, { parseCoreObject }] = await engine;
+  const { relocationRecordJson } = options.json ? await import('../core/records-json.js') : {};
 
   let refused = 0;
   for (const path of options.objects) {
-    const obj = await openObject(path);
+    const bytes = readObject(path);
+    const obj = withFileSync(path, () => parseCoreObject(bytes));
     const result = withFileSync(path, () => relocateObject(obj, targets));
     for (const r of result.records)
-      out.write(options.json ? `${relocationRecordJson(path, r)}\n` : textLine(path, r));
+      out.write(
+        relocationRecordJson !== undefined ? `${relocationRecordJson(path, r)}\n` : textLine(path, r),
+      );
     if (result.failed !== undefined) {
       refused++;
       stderr(`corematrix: ${path}: libbpf would refuse this object: ${describeFailure(result.failed)}\n`);

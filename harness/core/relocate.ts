@@ -1,6 +1,6 @@
 import type { Btf } from '../btf/btf.js';
 import type { BtfExt } from '../object/btf-ext.js';
-import { type BpfObject, type BpfProgram, programAt } from '../object/object.js';
+import { type BpfProgram, type CoreBpfObject, programAt } from '../object/object-core.js';
 import { typeOrFail } from './btf-walk.js';
 import { type CalcOutcome, type Candidate, calcReloInsn, type RelocationResult } from './calc.js';
 import { findCandidates, type TargetBtfs } from './candidates.js';
@@ -62,7 +62,7 @@ export interface ObjectRelocation {
  * type and pruned as relocations of that type match (so the order matters, as in libbpf). The first
  * error ends the processing: libbpf refuses the whole object.
  */
-export function relocateObject(obj: BpfObject, targets: TargetBtfs): ObjectRelocation {
+export function relocateObject(obj: CoreBpfObject, targets: TargetBtfs): ObjectRelocation {
   const sections = new Map<number, Uint8Array>();
   const records: RelocationRecord[] = [];
   const result: ObjectRelocation = { records, failed: undefined, sections };

@@ -1,10 +1,13 @@
-import type { BpfObject } from './object.js';
+import type { CoreBpfObject } from './object-core.js';
 
 /**
  * The object's file bytes with some sections' contents replaced (same sizes): what `corematrix
  * relocate -o` writes, everything but the patched instructions byte-identical to the input.
  */
-export function objectWithSections(obj: BpfObject, sections: ReadonlyMap<number, Uint8Array>): Uint8Array {
+export function objectWithSections(
+  obj: CoreBpfObject,
+  sections: ReadonlyMap<number, Uint8Array>,
+): Uint8Array {
   const out = Uint8Array.from(obj.elf.bytes);
   for (const [index, bytes] of sections) {
     const header = obj.elf.sections[index];
