@@ -1,0 +1,132 @@
+/**
+ * One VM run: files → an initramfs (written in a private temporary directory), the kernel booted
+ * with it under KVM or TCG (see kvm.ts), the outcome and console back, the temporary files gone.
+ * The init (the agent, or a busybox script in tests) prints `INIT_STARTED_MARKER` on the console as
+ * it starts and `DONE_MARKER` when its work is done, then powers off; those two lines split the
+ * run into its boot, run and shutdown phases and tell a finished run from a crash.
+ */
+
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type CpioEntry, initramfs } from './initramfs.js';
+import { chooseAccel } from './kvm.js';
+import { type Accel, bootVm, type Markers, type VmOutcome } from './qemu.js';
+
+export const INIT_STARTED_MARKER = 'corematrix: init started';
+export const DONE_MARKER = 'corematrix: init done';
+export const DEFAULT_MARKERS: Markers = { started: INIT_STARTED_MARKER, done: DONE_MARKER };
+export const DEFAULT_TIMEOUT_MS = 120_000;
+
+export interface VmFile {
+  /** Path in the initramfs ("/plan.bin"); missing parent directories are created. */
+  path: string;
+  bytes: Uint8Array | string;
+  /** Permission bits, 0644 by default (an init needs 0755). */
+  mode?: number;
+}
+
+export interface RunOptions {
+  /** The kernel image (vmlinuz). */
+  kernel: string;
+  files: VmFile[];
+  /** Symlinks to add, e.g. busybox's applets. */
+  symlinks?: { path: string; target: string }[];
+  /** The init's path in the initramfs; it must be one of `files`. */
+  init: string;
+  timeoutMs?: number;
+  memoryMb?: number;
+  cpus?: number;
+  kernelArgs?: string[];
+  markers?: Markers;
+  /** Capture the guest's ttyS1 (the result channel) into `results`. */
+  resultPort?: boolean;
+  /** KVM or TCG; chosen by the per-process probe when absent. */
+  accel?: Accel;
+  compress?: 'none' | 'gzip';
+  signal?: AbortSignal;
+}
+
+export interface RunOutcome extends VmOutcome {
+  kernel: string;
+  /** Why this accelerator. */
+  accelReason: string;
+  /** What the guest wrote to ttyS1, when `resultPort` was asked for. */
+  results?: Uint8Array;
+}
+
+/** The initramfs for a run. */
+export function runInitramfs(o: Pick<RunOptions, 'files' | 'symlinks' | 'compress'>): Uint8Array {
+  const entries: CpioEntry[] = [
+    ...o.files.map((f): CpioEntry => ({ type: 'file', path: f.path, data: f.bytes, mode: f.mode ?? 0o644 })),
+    ...(o.symlinks ?? []).map((s): CpioEntry => ({ type: 'symlink', path: s.path, target: s.target })),
+  ];
+  return initramfs(entries, { compress: o.compress ?? 'none' });
+}
+
+/** Boots `kernel` with the files as its initramfs and `init` as PID 1; never throws for what happens in the VM. */
+export async function runInVm(o: RunOptions): Promise<RunOutcome> {
+  const choice = o.accel === undefined ? await chooseAccel(o.kernel) : { accel: o.accel, reason: 'given' };
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'corematrix-vm-'));
+  try {
+    const initrd = path.join(dir, 'initramfs.cpio');
+    await fs.writeFile(initrd, runInitramfs(o));
+    const resultFile = o.resultPort === true ? path.join(dir, 'results.bin') : undefined;
+    const outcome = await bootVm({
+      kernel: o.kernel,
+      initrd,
+      init: o.init,
+      markers: o.markers ?? DEFAULT_MARKERS,
+      accel: choice.accel,
+      timeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      ...(o.memoryMb === undefined ? {} : { memoryMb: o.memoryMb }),
+      ...(o.cpus === undefined ? {} : { cpus: o.cpus }),
+      ...(o.kernelArgs === undefined ? {} : { kernelArgs: o.kernelArgs }),
+      ...(resultFile === undefined ? {} : { resultFile }),
+      ...(o.signal === undefined ? {} : { signal: o.signal }),
+    });
+    const run: RunOutcome = { ...outcome, kernel: o.kernel, accelReason: choice.reason };
+    if (resultFile !== undefined) {
+      run.results = await fs.readFile(resultFile).then(
+        (b) => new Uint8Array(b.buffer, b.byteOffset, b.length),
+        () => new Uint8Array(0),
+      );
+    }
+    return run;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+export const BUSYBOX = '/bin/busybox';
+
+/**
+ * Files for a busybox-based VM (tests, and a VM smoke check before the agent exists): the host's
+ * static busybox as /bin/busybox and `script` as /init, run by busybox's sh after
+ * `busybox --install -s`, /proc, /sys and /dev mounted and the start marker printed. The script
+ * prints the done marker itself (`done_marker`), then `poweroff -f`.
+ */
+export async function busyboxRun(
+  script: string,
+  busybox = BUSYBOX,
+): Promise<Pick<RunOptions, 'files' | 'init'>> {
+  const init = [
+    '#!/bin/busybox sh',
+    '/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin',
+    '/bin/busybox --install -s',
+    'mount -t proc proc /proc',
+    'mount -t sysfs sysfs /sys',
+    'mount -t devtmpfs devtmpfs /dev 2>/dev/null',
+    `echo "${INIT_STARTED_MARKER} $(uname -r)"`,
+    `done_marker() { echo "${DONE_MARKER}"; }`,
+    script,
+    '',
+  ].join('\n');
+  return {
+    init: '/init',
+    files: [
+      { path: '/bin/busybox', bytes: await fs.readFile(busybox), mode: 0o755 },
+      { path: '/init', bytes: init, mode: 0o755 },
+    ],
+  };
+}
