@@ -1,11 +1,13 @@
 /**
- * KVM or TCG. /dev/kvm being there (and openable) is not enough: on some hosts KVM runs real-mode
- * code (a BIOS) and then stalls once the kernel's decompressor runs in long mode. So the probe
- * boots a real kernel under KVM, without an initramfs, and requires it to reach a known state
- * within a time budget: the kernel finishes booting, finds no init and panics ("Unable to mount
- * root fs" / "No working init found"; panic=-1 and -no-reboot end QEMU right there). A working
- * KVM gets there in well under a second; a KVM that cannot do it within the budget is no faster
- * than TCG anyway. The answer is cached per process; $COREMATRIX_ACCEL=kvm|tcg skips the probe.
+ * KVM or TCG. /dev/kvm being there (and openable) is not enough. On the host this was written on,
+ * KVM runs real-mode code (the BIOS, a few instructions) fine, but with `-cpu host` QEMU aborts at
+ * once (setting the vCPU's MSRs fails) and with the default CPU model the guest stalls in the
+ * kernel's decompressor, in long mode, printing nothing. So the probe boots a real kernel under KVM,
+ * without an initramfs, and requires it to reach a known state within a time budget: the kernel
+ * finishes booting, finds no init and panics ("Unable to mount root fs" / "No working init found";
+ * panic=-1 and -no-reboot end QEMU right there). A working KVM gets there in well under a second;
+ * one that cannot within the budget is no faster than TCG anyway. The answer is cached per
+ * process; $COREMATRIX_ACCEL=kvm|tcg skips the probe.
  */
 
 import { constants, promises as fs } from 'node:fs';
@@ -23,6 +25,8 @@ export interface KvmProbeOptions {
   /** The kernel must print "Linux version" within this (default 3 s): the stalling KVM never does. */
   firstOutputMs?: number;
   device?: string;
+  /** The CPU model (default "host", what VMs run with under KVM). */
+  cpu?: string;
 }
 
 /** Boots `kernel` under KVM to its "no init" panic. */
@@ -48,7 +52,7 @@ export async function probeKvm(
     '-accel',
     'kvm',
     '-cpu',
-    'host',
+    options.cpu ?? 'host',
     '-m',
     '256',
     '-kernel',
