@@ -272,7 +272,7 @@ describe('errors nobody expected (in-process, with the output failing)', () => {
   );
 });
 
-describe('relocate command lines parsed without commander', () => {
+describe('relocate and btf dump command lines parsed without commander', () => {
   const quiet = { stdout: { write: () => {}, flush: () => {} }, stderr: () => {} };
   const lines: string[][] = [
     ['relocate', 'a.o', '--btf', 'k'],
@@ -282,6 +282,9 @@ describe('relocate command lines parsed without commander', () => {
     ['relocate', 'a.o', '--btf', 'k', '-o', 'out.o'],
     ['relocate', 'a.o', '--btf', 'k', '--output', 'out.o'],
     ['relocate', 'relocate', '--btf', ''],
+    ['btf', 'dump', 'f'],
+    ['btf', 'dump', 'f', '--format', 'c'],
+    ['btf', 'dump', '--base', 'v', 'f', '--format', 'raw'],
   ];
   it.each(lines.map((argv) => [argv.join(' '), argv] as const))(
     '%s: as commander parses it',
@@ -304,7 +307,13 @@ describe('relocate command lines parsed without commander', () => {
     ['relocate', 'a.o', '--btf', 'k', '-x', 'y'],
     ['relocate', 'a.o', '--btf', 'k', '-o', 'x', '-o', 'y'],
     ['relocate', '-', '--btf', 'k'],
-    ['btf', 'dump', 'f'],
+    ['btf', 'dump'],
+    ['btf', 'dump', 'f', 'g'],
+    ['btf', 'dump', 'f', '--format', 'json'],
+    ['btf', 'dump', 'f', '--format', 'c', '--format', 'raw'],
+    ['btf', 'dump', 'f', '--format=c'],
+    ['btf', 'dump', 'f', '--help'],
+    ['btf', 'info', 'f'],
     [],
   ];
   it.each(leftToCommander.map((argv) => [argv.join(' ') || '(nothing)', argv] as const))(

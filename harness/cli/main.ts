@@ -65,7 +65,8 @@ function processIo(): MainIo {
 }
 
 /**
- * The invocation of a plain `relocate` command line, parsed without commander: `relocate`, then
+ * The invocation of a plain `relocate` or `btf dump` command line, parsed without commander (see
+ * quickDump for the latter). For relocate: `relocate`, then
  * objects and the options `--btf FILE`, `--base FILE`, `--module FILE` (repeatable), `--json`,
  * `-o`/`--output OUT`, each option's value its own argument. The result is what commander makes of
  * the same line (main.test.ts checks it). Anything else (another command, help, `--opt=value`,
@@ -73,6 +74,7 @@ function processIo(): MainIo {
  * --btf) is left to commander: undefined.
  */
 export function quickInvocation(argv: readonly string[]): Invocation | undefined {
+  if (argv[0] === 'btf' && argv[1] === 'dump') return quickDump(argv);
   if (argv[0] !== 'relocate') return undefined;
   const objects: string[] = [];
   const modules: string[] = [];
@@ -111,6 +113,31 @@ export function quickInvocation(argv: readonly string[]): Invocation | undefined
       ...(output === undefined ? {} : { output }),
     },
   };
+}
+
+/**
+ * `btf dump FILE` with `--format raw|c` and `--base BASE` (each value its own argument), as
+ * commander parses it; anything else is left to commander (undefined).
+ */
+function quickDump(argv: readonly string[]): Invocation | undefined {
+  let file: string | undefined;
+  let base: string | undefined;
+  let format: 'raw' | 'c' | undefined;
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) {
+      if (file !== undefined) return undefined;
+      file = arg;
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined || value.startsWith('-')) return undefined;
+    if (arg === '--base' && base === undefined) base = value;
+    else if (arg === '--format' && format === undefined && (value === 'raw' || value === 'c')) format = value;
+    else return undefined;
+  }
+  if (file === undefined) return undefined;
+  return { command: 'btf dump', file, format: format ?? 'raw', ...(base === undefined ? {} : { base }) };
 }
 
 /**

@@ -23,7 +23,12 @@ export function skipModsAndTypedefs(btf: Btf, id: TypeId): { type: BtfType; id: 
 
 export function typeOrFail(btf: Btf, id: TypeId): BtfType {
   if (!btf.has(id)) throw new CoreFailure(EINVAL, `type id [${id}] out of range`);
-  return asCoreFailure(() => btf.type(id));
+  // Called for every type the engine looks at: no closure per call, unlike asCoreFailure.
+  try {
+    return btf.type(id);
+  } catch (e) {
+    throw coreFailureOf(e);
+  }
 }
 
 /** btf__resolve_size. */
@@ -38,8 +43,13 @@ function asCoreFailure<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof SizeOverflowError) throw new CoreFailure(E2BIG, e.message);
-    if (isParseError(e)) throw new CoreFailure(EINVAL, e.message);
-    throw e;
+    throw coreFailureOf(e);
   }
+}
+
+/** What libbpf's errno is for an error of the BTF walks (anything else is rethrown as it is). */
+function coreFailureOf(e: unknown): unknown {
+  if (e instanceof SizeOverflowError) return new CoreFailure(E2BIG, e.message);
+  if (isParseError(e)) return new CoreFailure(EINVAL, e.message);
+  return e;
 }

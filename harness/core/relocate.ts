@@ -225,41 +225,16 @@ function relocateOne(
     ...base,
     access: accessOf(btf, relo, accessString, localSpec),
     localSpec,
-    targetSpec: undefined,
+    targetSpec: outcome.targetSpec === undefined ? undefined : formatSpec(outcome.targetSpec),
     result: patch.action,
     calc: outcome.result,
   };
-  // The target's spec text is for --json and tests only: formatted on first read.
-  const targetSpec = outcome.targetSpec;
-  if (targetSpec !== undefined) lazyField(record, 'targetSpec', () => formatSpec(targetSpec));
   if (patch.action === 'patched') {
     record.old = patch.old;
     record.new = patch.new;
     if (patch.memSize !== undefined) record.memSize = patch.memSize;
   }
   return record;
-}
-
-/**
- * Defines `key` as computed on first read (then a plain, writable data property); enumerable, so
- * copies, comparisons and JSON see it like any field.
- */
-function lazyField<T, K extends keyof T>(obj: T, key: K, compute: () => T[K]): void {
-  const settle = (value: T[K]): void => {
-    Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
-  };
-  Object.defineProperty(obj, key, {
-    enumerable: true,
-    configurable: true,
-    get(): T[K] {
-      const value = compute();
-      settle(value);
-      return value;
-    },
-    set(value: T[K]) {
-      settle(value);
-    },
-  });
 }
 
 /** The access in C terms: from the local spec's formatted text when there is one. */
