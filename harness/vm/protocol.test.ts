@@ -162,6 +162,16 @@ describe('agent output protocol', () => {
     expect(out2.errors.map((e) => e.kind)).toEqual(['no-done']);
   });
 
+  it('takes a last line that lacks only its newline', () => {
+    const { text } = run();
+    const out = parseAgentOutput(text().replace(/\n$/, ''));
+    expect(out.errors).toEqual([]);
+    expect(out.complete).toBe(true);
+    const cut = parseAgentOutput(text().replace(/.\n$/, ''));
+    expect(cut.errors.map((e) => e.kind)).toEqual(['truncated-line', 'no-done']);
+    expect(cut.done).toBe(false);
+  });
+
   it('counts a message lost entirely (its seq missing) against the done message', () => {
     const { text } = run();
     const clean = text();

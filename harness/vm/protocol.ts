@@ -23,6 +23,8 @@ import { crc32 } from 'node:zlib';
 import type { ProgramResult } from './plan.js';
 
 export const FRAME_PREFIX = '@@CMX1 ';
+/** The most message bytes one frame line carries (agent/common.h CMX_CHUNK). */
+export const FRAME_CHUNK = 512;
 
 /** What the agent says first: who it is and what the kernel supports. */
 export interface AgentHello {
@@ -141,8 +143,12 @@ export class AgentOutputParser {
   }
 
   finish(): AgentOutput {
-    if (this.text.includes(FRAME_PREFIX)) {
-      this.errors.push({ kind: 'truncated-line', message: 'the output ends in the middle of a frame line' });
+    // The last line may lack only its newline (a reader that strips it): whole and CRC-checked, it
+    // counts; anything less is a frame cut short.
+    const before = this.errors.length;
+    this.line(this.text, []);
+    for (let i = before; i < this.errors.length; i++) {
+      this.errors[i] = { kind: 'truncated-line', message: 'the output ends in the middle of a frame line' };
     }
     this.text = '';
     const errors = [...this.errors];
@@ -244,7 +250,7 @@ export class AgentOutputParser {
     if (repeat) {
       // Only whole-message repeats can be compared; parts of a repeat are checked against the original.
       const original = Buffer.from(this.messages.get(seq)!.json, 'utf8');
-      const from = part * 512;
+      const from = part * FRAME_CHUNK;
       const same = Buffer.compare(original.subarray(from, from + data.length), Buffer.from(data)) === 0;
       if (!same) {
         this.errors.push({
