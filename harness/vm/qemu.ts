@@ -64,6 +64,13 @@ export interface Markers {
   done: string;
 }
 
+/**
+ * Reads the console as it arrives (raw bytes, in order) and says when the init has started and
+ * when its work is done, for inits whose signs are not fixed lines (the agent's framed hello and
+ * done messages).
+ */
+export type ConsoleWatch = (chunk: Uint8Array) => { started?: boolean; done?: boolean } | undefined;
+
 export interface BootOptions {
   /** The kernel image (bzImage / vmlinuz). */
   kernel: string;
@@ -71,7 +78,9 @@ export interface BootOptions {
   initrd?: string;
   /** The init's path inside the initramfs (the kernel's rdinit=), "/init" by default. */
   init?: string;
+  /** Start and done lines; with `watch`, either one tells. */
   markers: Markers;
+  watch?: ConsoleWatch;
   accel: Accel;
   timeoutMs: number;
   /** Once the done marker is seen, how long the VM gets to power off before it is stopped (default 10 s). */
@@ -371,15 +380,20 @@ export async function bootVm(o: BootOptions): Promise<VmOutcome> {
     if (why === 'timeout' && doneAt === undefined) timedOut = true;
     vm.kill();
   };
+  const markDone = (): void => {
+    if (doneAt !== undefined) return;
+    doneAt = since();
+    timers.push(setTimeout(() => stop('after-done'), o.shutdownTimeoutMs ?? 10_000));
+  };
   vm.onConsole((chunk) => {
     for (const seen of console.push(chunk)) {
-      if (seen === started && startedAt === undefined) startedAt = since();
-      else if (seen === done && doneAt === undefined) {
-        doneAt = since();
-        timers.push(setTimeout(() => stop('after-done'), o.shutdownTimeoutMs ?? 10_000));
-      } else if (seen !== started && seen !== done)
-        timers.push(setTimeout(() => stop('panic'), PANIC_GRACE_MS));
+      if (seen === started) startedAt ??= since();
+      else if (seen === done) markDone();
+      else timers.push(setTimeout(() => stop('panic'), PANIC_GRACE_MS));
     }
+    const said = o.watch?.(chunk);
+    if (said?.started === true) startedAt ??= since();
+    if (said?.done === true) markDone();
   });
   timers.push(setTimeout(() => stop('timeout'), o.timeoutMs));
   const onAbort = (): void => stop('abort');

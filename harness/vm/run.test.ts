@@ -4,12 +4,15 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CachedKernel, defaultDebianKernels, nodeScript } from '../test-support/kernels.js';
+import type { LoadPlan } from './plan.js';
+import { encodePlan } from './plan-encoding.js';
+import { AgentOutputParser } from './protocol.js';
 import { liveVmPids, type PhaseTimes } from './qemu.js';
 import { busyboxRun, INIT_STARTED_MARKER, type RunOptions, runInVm } from './run.js';
 
@@ -200,4 +203,76 @@ describe('runInVm: faults are outcomes', () => {
     await new Promise((r) => setTimeout(r, 200));
     await expectNoQemuLeft(pid);
   });
+});
+
+const agentBin = path.join(import.meta.dirname, '..', '..', 'build', 'agent', 'corematrix-agent');
+
+describe('runInVm: the agent as init', () => {
+  // build/agent/ is scripts/build-agent.sh's output; without it there is nothing to boot.
+  it.skipIf(!existsSync(agentBin))(
+    'loads a plan and reports through the console; boot/load/shutdown times',
+    async () => {
+      const insn = (code: number, dst: number, imm: number): number[] => [
+        code,
+        dst,
+        0,
+        0,
+        ...new Uint8Array(new Int32Array([imm]).buffer),
+      ];
+      const program = (name: string, insns: number[][]): LoadPlan['objects'][number]['programs'][number] => ({
+        name,
+        section: 'socket',
+        type: 1, // BPF_PROG_TYPE_SOCKET_FILTER
+        expectedAttachType: 0,
+        attachBtfId: 0,
+        flags: 0,
+        license: 'GPL',
+        kernVersion: 0,
+        insns: new Uint8Array(insns.flat()),
+        mapReferences: [],
+        maps: [],
+      });
+      const plan: LoadPlan = {
+        version: 1,
+        kernel: kernels[1]!.name,
+        objects: [
+          {
+            name: 'vm-test.o',
+            maps: [],
+            programs: [
+              program('ok', [insn(0xb7, 0, 0), insn(0x95, 0, 0)]), // r0 = 0; exit
+              program('bad', [insn(0x95, 0, 0)]), // exit with r0 unset: rejected
+            ],
+          },
+        ],
+      };
+      const parser = new AgentOutputParser();
+      const o = await runInVm({
+        kernel: kernels[1]!.vmlinuz,
+        init: '/corematrix-agent',
+        files: [
+          { path: '/corematrix-agent', bytes: await fs.readFile(agentBin), mode: 0o755 },
+          { path: '/plan.bin', bytes: encodePlan(plan) },
+        ],
+        timeoutMs: 60_000,
+        watch: (chunk) => {
+          const messages = parser.push(chunk);
+          return {
+            started: messages.some((m) => m.type === 'hello'),
+            done: messages.some((m) => m.type === 'done'),
+          };
+        },
+      });
+      const out = parser.finish();
+      expect(o.kind, `${o.reason}\n${o.consoleTail}`).toBe('completed');
+      expect(out.complete, JSON.stringify(out.errors)).toBe(true);
+      expect(out.hello?.kernelRelease).toBe(kernels[1]!.release);
+      expect(out.results.map((r) => [r.program, r.verdict])).toEqual([
+        ['ok', 'loaded'],
+        ['bad', 'rejected'],
+      ]);
+      expect(out.results[1]!.log).toMatch(/R0 !read_ok/);
+      console.log(`agent in VM (${kernels[1]!.name}): ${phases(o.phases)}`);
+    },
+  );
 });

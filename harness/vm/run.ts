@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type CpioEntry, initramfs } from './initramfs.js';
 import { chooseAccel } from './kvm.js';
-import { type Accel, bootVm, type Markers, type VmOutcome } from './qemu.js';
+import { type Accel, bootVm, type ConsoleWatch, type Markers, type VmOutcome } from './qemu.js';
 
 export const INIT_STARTED_MARKER = 'corematrix: init started';
 export const DONE_MARKER = 'corematrix: init done';
@@ -39,6 +39,8 @@ export interface RunOptions {
   cpus?: number;
   kernelArgs?: string[];
   markers?: Markers;
+  /** Start/done signs read from the console by the caller (e.g. the agent's hello and done frames). */
+  watch?: ConsoleWatch;
   /** Capture the guest's ttyS1 (the result channel) into `results`. */
   resultPort?: boolean;
   /** KVM or TCG; chosen by the per-process probe when absent. */
@@ -84,6 +86,7 @@ export async function runInVm(o: RunOptions): Promise<RunOutcome> {
       ...(o.kernelArgs === undefined ? {} : { kernelArgs: o.kernelArgs }),
       ...(resultFile === undefined ? {} : { resultFile }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
+      ...(o.watch === undefined ? {} : { watch: o.watch }),
     });
     const run: RunOutcome = { ...outcome, kernel: o.kernel, accelReason: choice.reason };
     if (resultFile !== undefined) {
