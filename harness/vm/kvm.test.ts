@@ -45,7 +45,7 @@ describe('probeKvm', () => {
 });
 
 describe('chooseAccel', () => {
-  it('probes once per process, and the VM boots with what it chose', async () => {
+  it('probes once per process, and the VM boots with what it chose (its result port captured)', async () => {
     const saved = process.env.COREMATRIX_ACCEL;
     delete process.env.COREMATRIX_ACCEL;
     try {
@@ -54,9 +54,12 @@ describe('chooseAccel', () => {
       const choice = await first;
       const o = await runInVm({
         kernel: kernel.vmlinuz,
-        ...(await busyboxRun('done_marker; poweroff -f')),
+        ...(await busyboxRun('echo result-bytes > /dev/ttyS1; done_marker; poweroff -f')),
         timeoutMs: 60_000,
+        resultPort: true,
       });
+      // The second serial port reaches the host as its own byte stream (the tty adds its CR).
+      expect(Buffer.from(o.results!).toString()).toBe('result-bytes\r\n');
       expect(o.accel).toBe(choice.accel);
       expect(o.accelReason).toBe(choice.reason);
       expect(o.kind, o.consoleTail).toBe('completed');
