@@ -91,6 +91,8 @@ export interface BootOptions {
   kernelArgs?: string[];
   /** A second serial port (the guest's ttyS1) written to this file: the init's result channel. */
   resultFile?: string;
+  /** Run synchronously if the harness exits or is signalled while the VM runs (remove temporary files). */
+  onHarnessExit?: () => void;
   signal?: AbortSignal;
 }
 
@@ -158,7 +160,8 @@ export function qemuArgs(o: BootOptions): string[] {
 
 // --- Process groups of live VMs, killed when the harness goes -------------------------------------
 
-const live = new Set<number>();
+/** Live VMs: pid → what to undo synchronously if the harness goes first (their temporary files). */
+const live = new Map<number, (() => void) | undefined>();
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function killGroup(pid: number): void {
@@ -170,7 +173,14 @@ function killGroup(pid: number): void {
 }
 
 function killAll(): void {
-  for (const pid of live) killGroup(pid);
+  for (const [pid, cleanup] of live) {
+    killGroup(pid);
+    try {
+      cleanup?.();
+    } catch {
+      // Best effort: the process is going anyway.
+    }
+  }
 }
 
 function onSignal(signal: NodeJS.Signals): void {
@@ -196,7 +206,7 @@ function uninstall(): void {
 
 /** Pids of the QEMU processes this process has running (tests check that none is left). */
 export function liveVmPids(): number[] {
-  return [...live];
+  return [...live.keys()];
 }
 
 export interface QemuProcess {
@@ -209,8 +219,11 @@ export interface QemuProcess {
   exited: Promise<{ exitCode: number | undefined; signal: string | undefined; stderr: string }>;
 }
 
-/** Starts QEMU in a process group of its own, registered for killing on the harness's exit. */
-export function spawnQemu(args: string[]): QemuProcess {
+/**
+ * Starts QEMU in a process group of its own, registered for killing on the harness's exit;
+ * `onHarnessExit` (synchronous) then runs too, e.g. to remove the VM's temporary files.
+ */
+export function spawnQemu(args: string[], onHarnessExit?: () => void): QemuProcess {
   const child = execa('qemu-system-x86_64', args, {
     detached: true,
     stdin: 'ignore',
@@ -232,7 +245,7 @@ export function spawnQemu(args: string[]): QemuProcess {
       })),
     };
   }
-  live.add(pid);
+  live.set(pid, onHarnessExit);
   install();
   const stderr: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => {
@@ -375,7 +388,7 @@ export async function bootVm(o: BootOptions): Promise<VmOutcome> {
   let timedOut = false;
   const timers: NodeJS.Timeout[] = [];
 
-  const vm = spawnQemu(qemuArgs(o));
+  const vm = spawnQemu(qemuArgs(o), o.onHarnessExit);
   const stop = (why: 'timeout' | 'after-done' | 'panic' | 'abort'): void => {
     if (why === 'timeout' && doneAt === undefined) timedOut = true;
     vm.kill();

@@ -57,6 +57,12 @@ async function expectNoQemuLeft(pid: number): Promise<void> {
   expect(qemus.map(([p]) => Number(p))).not.toContain(pid);
 }
 
+/** The temporary directory a running QEMU's initramfs lives in. */
+async function vmDir(pid: number): Promise<string> {
+  const args = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+  return path.dirname(args[args.indexOf('-initrd') + 1]!);
+}
+
 /**
  * A static x86-64 ELF that writes to address 0: a real SIGSEGV, the way an agent crashes
  * (a signal sent to PID 1 from inside the VM would be ignored by the kernel).
@@ -198,10 +204,13 @@ describe('runInVm: faults are outcomes', () => {
     expect(() => process.kill(pid, 0)).not.toThrow();
     await new Promise((r) => setTimeout(r, 500));
     child.kill('SIGTERM');
+    const dir = await vmDir(pid);
+    expect(existsSync(path.join(dir, 'initramfs.cpio'))).toBe(true);
     const r = await child;
     expect(r.signal).toBe('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
     await expectNoQemuLeft(pid);
+    // Its temporary directory (the initramfs) went with it.
+    expect(existsSync(dir)).toBe(false);
   });
 });
 

@@ -6,7 +6,7 @@
  * run into its boot, run and shutdown phases and tell a finished run from a crash.
  */
 
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type CpioEntry, initramfs } from './initramfs.js';
@@ -87,6 +87,7 @@ export async function runInVm(o: RunOptions): Promise<RunOutcome> {
       ...(resultFile === undefined ? {} : { resultFile }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
       ...(o.watch === undefined ? {} : { watch: o.watch }),
+      onHarnessExit: () => rmSync(dir, { recursive: true, force: true }),
     });
     const run: RunOutcome = { ...outcome, kernel: o.kernel, accelReason: choice.reason };
     if (resultFile !== undefined) {
