@@ -203,9 +203,9 @@ describe('runInVm: faults are outcomes', () => {
     });
     expect(() => process.kill(pid, 0)).not.toThrow();
     await new Promise((r) => setTimeout(r, 500));
-    child.kill('SIGTERM');
     const dir = await vmDir(pid);
     expect(existsSync(path.join(dir, 'initramfs.cpio'))).toBe(true);
+    child.kill('SIGTERM');
     const r = await child;
     expect(r.signal).toBe('SIGTERM');
     await expectNoQemuLeft(pid);
