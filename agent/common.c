@@ -274,6 +274,12 @@ void base64_encode(struct sbuf *out, const uint8_t *d, size_t n)
 
 static int out_fd = -1;
 static unsigned next_seq;
+static unsigned line_copies = 1;
+
+void cmx_set_line_copies(unsigned copies)
+{
+	line_copies = copies < 1 ? 1 : copies > 4 ? 4 : copies;
+}
 
 int cmx_open_output(const char *path)
 {
@@ -322,24 +328,37 @@ int cmx_send(const char *json, size_t n)
 {
 	unsigned seq = next_seq++;
 	size_t parts = n ? (n + CMX_CHUNK - 1) / CMX_CHUNK : 1;
-	struct sbuf line = {0};
-	int err = 0;
+	struct sbuf lines = {0};
 	for (size_t part = 0; part < parts; part++) {
 		size_t off = part * CMX_CHUNK, len = n - off < CMX_CHUNK ? n - off : CMX_CHUNK;
-		line.len = 0;
 		/* A line of its own even when something (a kernel message) left the cursor mid-line. */
-		sb_puts(&line, "\n@@CMX1 ");
-		size_t body = line.len;
-		sb_printf(&line, "%u %zu %zu ", seq, part, parts);
-		base64_encode(&line, (const uint8_t *)json + off, len);
-		uint32_t crc = cmx_crc32(0, line.p + body, line.len - body);
-		sb_printf(&line, " %08x\n", crc);
-		int e = write_all(out_fd, line.p, line.len);
+		sb_puts(&lines, "\n@@CMX1 ");
+		size_t body = lines.len;
+		sb_printf(&lines, "%u %zu %zu ", seq, part, parts);
+		base64_encode(&lines, (const uint8_t *)json + off, len);
+		uint32_t crc = cmx_crc32(0, lines.p + body, lines.len - body);
+		sb_printf(&lines, " %08x\n", crc);
+	}
+	/* Copies of the whole message one after the other: a burst of kernel messages that breaks a
+	 * line of one copy is unlikely to last until the same line of the next. */
+	int err = 0;
+	for (unsigned copy = 0; copy < line_copies; copy++) {
+		int e = write_all(out_fd, lines.p, lines.len);
 		if (e && !err)
 			err = e;
 	}
-	sb_free(&line);
+	sb_free(&lines);
 	return err;
+}
+
+void cmx_read_env(size_t *log_max)
+{
+	const char *lm = getenv("CMX_LOG_MAX");
+	if (lm && atol(lm) >= 2 * CMX_LOG_HEAD)
+		*log_max = (size_t)atol(lm);
+	const char *repeat = getenv("CMX_REPEAT");
+	if (repeat && atoi(repeat) > 0)
+		cmx_set_line_copies((unsigned)atoi(repeat));
 }
 
 unsigned cmx_sent(void)

@@ -58,6 +58,14 @@ int write_all(int fd, const void *data, size_t n);
  */
 #define CMX_CHUNK 512
 int cmx_send(const char *json, size_t n);
+/*
+ * Writes every message this many times (1 to 4; 1 by default), copy after copy. On a console
+ * shared with kernel messages, a line a kernel message broke is then read from another copy; the
+ * host ignores copies.
+ */
+void cmx_set_line_copies(unsigned copies);
+/* Reads CMX_LOG_MAX and CMX_REPEAT from the environment into *log_max and the line copies. */
+void cmx_read_env(size_t *log_max);
 /* How many messages were sent so far (the next seq). */
 unsigned cmx_sent(void);
 /* Waits until the output device has transmitted everything (tcdrain on a tty, fsync otherwise). */

@@ -13,7 +13,8 @@
  * defaults to /plan.bin and the output to fd 1 (else /dev/console, else /dev/ttyS0); the kernel
  * hands unknown "name=value" command-line parameters to init as environment, so CMX_PLAN=… and
  * CMX_OUT=… on the kernel command line choose them too. CMX_LOG_MAX bounds the log bytes sent per
- * program (default 65536).
+ * program (default 65536); CMX_REPEAT=N writes every message N times (for a console shared with
+ * kernel messages, which may break a line).
  *
  * Exit status (not PID 1): 0 when the plan was read and the done message sent, 2 for an unusable
  * plan or bad arguments, 1 when the output failed.
@@ -871,9 +872,7 @@ int main(int argc, char **argv)
 		pid1 = 0;
 	if (!plan_path || !*plan_path)
 		plan_path = "/plan.bin";
-	const char *lm = getenv("CMX_LOG_MAX");
-	if (lm && atol(lm) >= 2 * CMX_LOG_HEAD)
-		log_max = (size_t)atol(lm);
+	cmx_read_env(&log_max);
 
 	if (pid1)
 		cmx_init_system();

@@ -199,9 +199,7 @@ int main(int argc, char **argv)
 		} else if (argv[i][0] != '-')
 			objects[nobjects++] = argv[i];
 	}
-	const char *lm = getenv("CMX_LOG_MAX");
-	if (lm && atol(lm) >= 2 * CMX_LOG_HEAD)
-		log_max = (size_t)atol(lm);
+	cmx_read_env(&log_max);
 	if (pid1)
 		cmx_init_system();
 	if (cmx_open_output(out_path) < 0) {
