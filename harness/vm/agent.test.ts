@@ -297,6 +297,21 @@ describe.skipIf(!usable)('in-VM agent and libbpf loader, natively on the host', 
     ]);
   });
 
+  it('sends every message twice with CMX_REPEAT=2, and the host reads each once', async () => {
+    const path = join(work, 'repeat-plan.bin');
+    writeFileSync(path, encodePlan(testPlan()));
+    const r = await execa(agentBin, ['--no-init', '--plan', path], {
+      reject: false,
+      stripFinalNewline: false,
+      env: { CMX_REPEAT: '2' },
+    });
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('@@CMX1 0 0 1 '))).toHaveLength(2);
+    const out = parseAgentOutput(r.stdout);
+    expect(out.errors).toEqual([]);
+    expect(out.complete).toBe(true);
+    expect(out.results).toHaveLength(9);
+  });
+
   it('reports an unusable plan and still ends with done', async () => {
     const plan = encodePlan(testPlan());
     const { out, exitCode } = await runAgent(plan.subarray(0, plan.length - 7));

@@ -182,6 +182,30 @@ describe('agent output protocol', () => {
     expect(out.errors).toEqual([{ kind: 'missing-message', seq: 1, message: 'message 1 never arrived' }]);
   });
 
+  it('heals a line a kernel message broke from the next copy of its message (CMX_REPEAT)', () => {
+    sent = 0;
+    const result = {
+      type: 'result',
+      object: 'a.o',
+      program: 'p',
+      verdict: 'rejected',
+      stage: 'prog',
+      errno: 13,
+      log: 'x'.repeat(1500),
+    };
+    const hello = frames({ type: 'hello', agent: 'a', protocol: 1, kernelRelease: 'r' });
+    const message = frames(result);
+    const done = frames({ type: 'done', messages: 2, ok: true });
+    const broken = [...message];
+    broken[1] = `${broken[1]!.slice(0, 100)}[    2.04] clocksource: Switched to clocksource tsc\r\n${broken[1]!.slice(100)}`;
+    const out = parseAgentOutput([...hello, ...hello, ...broken, ...message, ...done, ...done].join(''));
+    expect(out.complete).toBe(true);
+    expect(out.results).toHaveLength(1);
+    expect(out.results[0]!.log).toBe('x'.repeat(1500));
+    // the broken line is still reported, though nothing was lost
+    expect(out.errors.map((e) => e.kind)).toEqual(['corrupt-line']);
+  });
+
   it('ignores a frame sent twice alike, and flags one sent twice differently', () => {
     sent = 0;
     const hello = frames({ type: 'hello', agent: 'a', protocol: 1, kernelRelease: 'r' });
