@@ -8,7 +8,7 @@ import { Btf } from '../btf/btf.js';
 import { writeCHeader } from '../btf/dump-c.js';
 import { writeRawDump } from '../btf/dump-raw.js';
 import { summarizeBtf } from '../btf/summary.js';
-import { main, parseArguments, quickInvocation } from './main.js';
+import { main, parseArguments } from './main.js';
 import { type Output, OutputClosed } from './output.js';
 
 // These run the CLI as a user does: the built bin/corematrix.js (`npm test` builds first), in a
@@ -268,58 +268,6 @@ describe('errors nobody expected (in-process, with the output failing)', () => {
         ),
       ).toBe(0);
       expect(closed.errors).toEqual([]);
-    },
-  );
-});
-
-describe('relocate and btf dump command lines parsed without commander', () => {
-  const quiet = { stdout: { write: () => {}, flush: () => {} }, stderr: () => {} };
-  const lines: string[][] = [
-    ['relocate', 'a.o', '--btf', 'k'],
-    ['relocate', '--btf', 'k', 'a.o', 'b.o', '--json'],
-    ['relocate', 'a.o', '--json', '--json', '--btf', 'k', 'b.o'],
-    ['relocate', 'a.o', '--btf', 'k', '--base', 'v', '--module', 'm1', '--module', 'm2'],
-    ['relocate', 'a.o', '--btf', 'k', '-o', 'out.o'],
-    ['relocate', 'a.o', '--btf', 'k', '--output', 'out.o'],
-    ['relocate', 'relocate', '--btf', ''],
-    ['btf', 'dump', 'f'],
-    ['btf', 'dump', 'f', '--format', 'c'],
-    ['btf', 'dump', '--base', 'v', 'f', '--format', 'raw'],
-  ];
-  it.each(lines.map((argv) => [argv.join(' '), argv] as const))(
-    '%s: as commander parses it',
-    async (_, argv) => {
-      const quick = quickInvocation(argv);
-      expect(quick).toBeDefined();
-      expect(quick).toEqual(await parseArguments([...argv], quiet));
-    },
-  );
-
-  const leftToCommander: string[][] = [
-    ['relocate', 'a.o'],
-    ['relocate', '--btf', 'k'],
-    ['relocate', 'a.o', '--btf', 'k', '--btf', 'k2'],
-    ['relocate', 'a.o', '--btf=k'],
-    ['relocate', 'a.o', '--btf', '-k'],
-    ['relocate', 'a.o', '--btf'],
-    ['relocate', 'a.o', '--btf', 'k', '--help'],
-    ['relocate', 'a.o', '--btf', 'k', '--', '-x.o'],
-    ['relocate', 'a.o', '--btf', 'k', '-x', 'y'],
-    ['relocate', 'a.o', '--btf', 'k', '-o', 'x', '-o', 'y'],
-    ['relocate', '-', '--btf', 'k'],
-    ['btf', 'dump'],
-    ['btf', 'dump', 'f', 'g'],
-    ['btf', 'dump', 'f', '--format', 'json'],
-    ['btf', 'dump', 'f', '--format', 'c', '--format', 'raw'],
-    ['btf', 'dump', 'f', '--format=c'],
-    ['btf', 'dump', 'f', '--help'],
-    ['btf', 'info', 'f'],
-    [],
-  ];
-  it.each(leftToCommander.map((argv) => [argv.join(' ') || '(nothing)', argv] as const))(
-    '%s: left to commander',
-    (_, argv) => {
-      expect(quickInvocation(argv)).toBeUndefined();
     },
   );
 });

@@ -6,8 +6,7 @@ import { fdOutput, type Output, OutputClosed } from './output.js';
 
 // Only the error types load up front: every command imports what it needs when it runs, so `btf
 // dump` of a raw BTF never loads the ELF reader or a decompressor (startup is a large share of a
-// dump's wall time). Commander (~10 ms to load, with the child_process module it requires) loads
-// only for command lines that `quickInvocation` leaves to it.
+// dump's wall time).
 
 /**
  * Exit codes: 0 success; 1 bad input (a file that is corrupt or of an unsupported kind); 2 bad
@@ -32,12 +31,8 @@ export interface MainIo {
 
 /** Runs the CLI with `argv` (the arguments after the program name) and returns the exit code. */
 export async function main(argv: string[], io: MainIo = processIo()): Promise<number> {
-  let invocation = quickInvocation(argv);
-  if (invocation === undefined) {
-    const parsed = await parseArguments(argv, io);
-    if (typeof parsed === 'number') return parsed;
-    invocation = parsed;
-  }
+  const invocation = await parseArguments(argv, io);
+  if (typeof invocation === 'number') return invocation;
   if (invocation === undefined) return EXIT.ok;
 
   try {
@@ -62,82 +57,6 @@ function processIo(): MainIo {
       }
     },
   };
-}
-
-/**
- * The invocation of a plain `relocate` or `btf dump` command line, parsed without commander (see
- * quickDump for the latter). For relocate: `relocate`, then
- * objects and the options `--btf FILE`, `--base FILE`, `--module FILE` (repeatable), `--json`,
- * `-o`/`--output OUT`, each option's value its own argument. The result is what commander makes of
- * the same line (main.test.ts checks it). Anything else (another command, help, `--opt=value`,
- * an unknown or repeated option, an option value that looks like an option, a missing object or
- * --btf) is left to commander: undefined.
- */
-export function quickInvocation(argv: readonly string[]): Invocation | undefined {
-  if (argv[0] === 'btf' && argv[1] === 'dump') return quickDump(argv);
-  if (argv[0] !== 'relocate') return undefined;
-  const objects: string[] = [];
-  const modules: string[] = [];
-  let btf: string | undefined;
-  let base: string | undefined;
-  let output: string | undefined;
-  let json = false;
-  for (let i = 1; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('-')) {
-      objects.push(arg);
-      continue;
-    }
-    if (arg === '--json') {
-      json = true;
-      continue;
-    }
-    const value = argv[i + 1];
-    if (value === undefined || value.startsWith('-')) return undefined;
-    i++;
-    if (arg === '--module') modules.push(value);
-    else if (arg === '--btf' && btf === undefined) btf = value;
-    else if (arg === '--base' && base === undefined) base = value;
-    else if ((arg === '-o' || arg === '--output') && output === undefined) output = value;
-    else return undefined;
-  }
-  if (objects.length === 0 || btf === undefined) return undefined;
-  return {
-    command: 'relocate',
-    options: {
-      objects,
-      btf,
-      modules,
-      json,
-      ...(base === undefined ? {} : { base }),
-      ...(output === undefined ? {} : { output }),
-    },
-  };
-}
-
-/**
- * `btf dump FILE` with `--format raw|c` and `--base BASE` (each value its own argument), as
- * commander parses it; anything else is left to commander (undefined).
- */
-function quickDump(argv: readonly string[]): Invocation | undefined {
-  let file: string | undefined;
-  let base: string | undefined;
-  let format: 'raw' | 'c' | undefined;
-  for (let i = 2; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('-')) {
-      if (file !== undefined) return undefined;
-      file = arg;
-      continue;
-    }
-    const value = argv[++i];
-    if (value === undefined || value.startsWith('-')) return undefined;
-    if (arg === '--base' && base === undefined) base = value;
-    else if (arg === '--format' && format === undefined && (value === 'raw' || value === 'c')) format = value;
-    else return undefined;
-  }
-  if (file === undefined) return undefined;
-  return { command: 'btf dump', file, format: format ?? 'raw', ...(base === undefined ? {} : { base }) };
 }
 
 /**
