@@ -8,7 +8,7 @@ import { Btf } from '../btf/btf.js';
 import { writeCHeader } from '../btf/dump-c.js';
 import { writeRawDump } from '../btf/dump-raw.js';
 import { summarizeBtf } from '../btf/summary.js';
-import { main, parseArguments } from './main.js';
+import { main } from './main.js';
 import { type Output, OutputClosed } from './output.js';
 
 // These run the CLI as a user does: the built bin/corematrix.js (`npm test` builds first), in a

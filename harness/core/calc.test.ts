@@ -372,7 +372,9 @@ describe('patching instructions', () => {
   };
   const program = (...insns: Uint8Array[]) => {
     const bytes = new Uint8Array(insns.length * INSN_SIZE);
-    insns.forEach((b, i) => bytes.set(b, i * INSN_SIZE));
+    insns.forEach((b, i) => {
+      bytes.set(b, i * INSN_SIZE);
+    });
     return new Instructions(bytes, true);
   };
   const res = (over: Partial<Parameters<typeof patchInsn>[2]>) => ({

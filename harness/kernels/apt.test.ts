@@ -14,7 +14,6 @@ import {
   parseOneLineSources,
   readSystemSources,
 } from './apt.js';
-import { suiteApt } from './debian.js';
 
 // Mirrors in these tests are made-up names under the reserved .example domain.
 const ONE_LINE = `# a comment
