@@ -423,6 +423,12 @@ static bool parse_log(char **core_failure)
 			continue;
 		}
 		if (parse_relo_prefix(l->text, &prog, &idx, &rest)) {
+			/* libbpf keys its later instruction relocations the same way ("relo #N: poisoning
+			 * insn #I that calls kfunc 'f'" / "that loads map #M"): not CO-RE, not ours. */
+			if (starts_with(rest, "poisoning insn #")) {
+				free(prog);
+				continue;
+			}
 			if (!cur || cur->index != idx || strcmp(cur->function, prog) != 0) {
 				cur = new_relo(section, idx, prog);
 				for (j = 0; j < pending_cnt; j++) {
