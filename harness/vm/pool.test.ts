@@ -11,6 +11,7 @@ function fake(kind: OutcomeKind, kernel = 'k'): RunOutcome {
     phases: { total: 1 },
     accel: 'tcg',
     accelReason: 'test',
+    bootedAs: { path: kernel, kind: 'as-given' },
     console: '',
     consoleTail: '',
     stderr: '',

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { type CpioEntry, initramfs } from './initramfs.js';
 import { chooseAccel } from './kvm.js';
 import { type Accel, bootVm, type ConsoleWatch, type Markers, type VmOutcome } from './qemu.js';
+import { type BootImage, bootImage } from './vmlinux.js';
 
 export const INIT_STARTED_MARKER = 'corematrix: init started';
 export const DONE_MARKER = 'corematrix: init done';
@@ -46,6 +47,11 @@ export interface RunOptions {
   /** KVM or TCG; chosen by the per-process probe when absent. */
   accel?: Accel;
   compress?: 'none' | 'gzip';
+  /**
+   * Boot the uncompressed vmlinux through its PVH entry instead of the bzImage (default true):
+   * no decompression in the VM, 0.2-0.6 s less per boot under TCG (see vmlinux.ts).
+   */
+  pvh?: boolean;
   signal?: AbortSignal;
 }
 
@@ -53,6 +59,8 @@ export interface RunOutcome extends VmOutcome {
   kernel: string;
   /** Why this accelerator. */
   accelReason: string;
+  /** What QEMU booted: the unpacked vmlinux (PVH) or the file as given, and why not PVH. */
+  bootedAs: BootImage;
   /** What the guest wrote to ttyS1, when `resultPort` was asked for. */
   results?: Uint8Array;
 }
@@ -69,13 +77,19 @@ export function runInitramfs(o: Pick<RunOptions, 'files' | 'symlinks' | 'compres
 /** Boots `kernel` with the files as its initramfs and `init` as PID 1; never throws for what happens in the VM. */
 export async function runInVm(o: RunOptions): Promise<RunOutcome> {
   const choice = o.accel === undefined ? await chooseAccel(o.kernel) : { accel: o.accel, reason: 'given' };
+  const image: BootImage =
+    o.pvh === false
+      ? { path: o.kernel, kind: 'as-given', reason: 'PVH not asked for' }
+      : await bootImage(o.kernel).catch(
+          (e: unknown): BootImage => ({ path: o.kernel, kind: 'as-given', reason: String(e) }),
+        );
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'corematrix-vm-'));
   try {
     const initrd = path.join(dir, 'initramfs.cpio');
     await fs.writeFile(initrd, runInitramfs(o));
     const resultFile = o.resultPort === true ? path.join(dir, 'results.bin') : undefined;
     const outcome = await bootVm({
-      kernel: o.kernel,
+      kernel: image.path,
       initrd,
       init: o.init,
       markers: o.markers ?? DEFAULT_MARKERS,
@@ -89,7 +103,7 @@ export async function runInVm(o: RunOptions): Promise<RunOutcome> {
       ...(o.watch === undefined ? {} : { watch: o.watch }),
       onHarnessExit: () => rmSync(dir, { recursive: true, force: true }),
     });
-    const run: RunOutcome = { ...outcome, kernel: o.kernel, accelReason: choice.reason };
+    const run: RunOutcome = { ...outcome, kernel: o.kernel, accelReason: choice.reason, bootedAs: image };
     if (resultFile !== undefined) {
       run.results = await fs.readFile(resultFile).then(
         (b) => new Uint8Array(b.buffer, b.byteOffset, b.length),
