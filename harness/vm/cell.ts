@@ -121,6 +121,8 @@ export interface CellOptions {
   /** VM timeout, boot and load (default 120 s). */
   timeoutMs?: number;
   memoryMb?: number;
+  /** The VM's CPUs (default 1): also the possible-CPU count libbpf sizes perf event arrays with. */
+  cpus?: number;
   /** Runs the VM (at most N at once, retries per its policy); a pool of one by default. */
   pool?: VmPool;
   /** Verifier log lines kept in `logHead` (default 8). */
@@ -206,6 +208,23 @@ interface ObjectEntry {
   programs: { name: string; section: string }[];
 }
 
+const BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4;
+
+/**
+ * What only the VM knows, filled in as libbpf does it at load time: a perf event array without
+ * max_entries gets the number of possible CPUs (bpf_object__create_map; the kernel refuses 0 with
+ * EINVAL). The VM's possible CPUs are its QEMU CPUs (-smp N: maxcpus = N).
+ */
+export function withVmFacts(plan: PlannedObject, cpus: number): PlannedObject {
+  if (!plan.maps.some((m) => m.type === BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.maxEntries === 0)) return plan;
+  return {
+    ...plan,
+    maps: plan.maps.map((m) =>
+      m.type === BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.maxEntries === 0 ? { ...m, maxEntries: cpus } : m,
+    ),
+  };
+}
+
 /**
  * Every entry program is planned, those loaded by default and those that are not (SEC("?…")): the
  * VM tier loads each program on its own, as a user space that autoloads just that one.
@@ -279,6 +298,7 @@ export interface InitRun {
   kernelArgs?: string[];
   timeoutMs?: number;
   memoryMb?: number;
+  cpus?: number;
   signal?: AbortSignal;
 }
 
@@ -300,6 +320,7 @@ export async function runResultInit(
     markers: NO_MARKERS,
     timeoutMs: r.timeoutMs ?? 120_000,
     ...(r.memoryMb === undefined ? {} : { memoryMb: r.memoryMb }),
+    ...(r.cpus === undefined ? {} : { cpus: r.cpus }),
     ...(r.signal === undefined ? {} : { signal: r.signal }),
   });
   // A fresh watch per attempt: the pool may run it again.
@@ -462,10 +483,13 @@ export async function loadOnKernel(input: CellInput): Promise<CellResult> {
   const entries: ObjectEntry[] = [];
   for (const file of input.objects) entries.push(await planOne(file, kernel.plan));
 
+  const cpus = options.cpus ?? 1;
   const plan: LoadPlan = {
     version: 1,
     kernel: kernel.name,
-    objects: entries.flatMap((e) => (e.plan === undefined || e.plan.programs.length === 0 ? [] : [e.plan])),
+    objects: entries.flatMap((e) =>
+      e.plan === undefined || e.plan.programs.length === 0 ? [] : [withVmFacts(e.plan, cpus)],
+    ),
   };
   const bytes = encodePlan(plan);
   const planMs = Math.round(performance.now() - t0);
@@ -503,6 +527,7 @@ export async function loadOnKernel(input: CellInput): Promise<CellResult> {
         ],
         ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
         ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
+        cpus,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       },
       options.pool ?? new VmPool({ concurrency: 1 }),
