@@ -22,7 +22,15 @@ export type Invocation =
   | { command: 'relocate'; options: RelocateOptions }
   | { command: 'kernels list'; matrix: string }
   | { command: 'kernels fetch'; matrix: string; names: string[]; refresh: boolean }
-  | { command: 'kernels info'; matrix: string; name: string };
+  | { command: 'kernels info'; matrix: string; name: string }
+  | {
+      command: 'load';
+      objects: string[];
+      kernel: string;
+      matrix: string;
+      json: boolean;
+      strictInfra: boolean;
+    };
 
 export interface MainIo {
   stdout: Output;
@@ -201,6 +209,28 @@ function parseWithCommander(
       invocation = { command: 'kernels info', matrix: options.matrix, name };
     });
 
+  program
+    .command('load')
+    .description(
+      'Boot a matrix kernel in a VM and load every program of the objects, each on its own: verdict, errno, verifier log, cause',
+    )
+    .argument('<OBJ...>', 'BPF objects')
+    .requiredOption(
+      '--kernel <NAME>',
+      'the matrix kernel to boot (it needs an image: Debian or local vmlinuz)',
+    )
+    .addOption(matrixOption())
+    .option('--json', 'print the results as JSON', false)
+    .option('--strict-infra', 'exit 1 when the VM or the agent failed (infra_error)', false)
+    .action(
+      (
+        objects: string[],
+        options: { kernel: string; matrix: string; json: boolean; strictInfra: boolean },
+      ) => {
+        invocation = { command: 'load', objects, ...options };
+      },
+    );
+
   // A group command without its subcommand prints its help and fails; commander then throws
   // with exit code 1, which parseArguments' caller turns into a usage error.
   for (const command of [program, btf, obj, kernels]) command.exitOverride();
@@ -230,6 +260,17 @@ async function run(invocation: Invocation, io: MainIo): Promise<number> {
     // the exit code says so.
     const refused = await relocate(invocation.options, out, io.stderr);
     return refused > 0 ? EXIT.badInput : EXIT.ok;
+  }
+  if (invocation.command === 'load') {
+    const { loadCommand } = await import('./load.js');
+    const { isMatrixError } = await import('../matrix/load.js');
+    try {
+      return await loadCommand(invocation, { out, stderr: io.stderr });
+    } catch (e) {
+      if (!isMatrixError(e)) throw e;
+      io.stderr(`corematrix: ${oneLine(e.describe())}\n`);
+      return EXIT.usage;
+    }
   }
   if (
     invocation.command === 'kernels list' ||
@@ -331,6 +372,8 @@ function inputsOf(invocation: Invocation): string[] {
     }
     case 'obj dump':
       return [invocation.file];
+    case 'load':
+      return [...invocation.objects, invocation.matrix];
     case 'kernels list':
     case 'kernels fetch':
     case 'kernels info':
