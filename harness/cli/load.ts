@@ -90,7 +90,8 @@ export function formatCell(r: CellResult): string {
   );
   if (r.infra !== undefined) {
     lines.push(`INFRA ERROR (${r.infra.kind}, ${r.infra.attempts} attempt(s)): ${oneLine(r.infra.reason)}`);
-    lines.push(...indent(r.infra.consoleTail.split('\n').slice(-10)));
+    const tail = r.infra.consoleTail.split('\n').filter((l) => l.trim() !== '');
+    lines.push(...indent(tail.slice(-10)));
   }
   let object: string | undefined;
   for (const v of r.programs) {
