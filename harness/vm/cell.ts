@@ -372,24 +372,31 @@ export function firstLines(log: string, n: number): string {
     .join('\n');
 }
 
-/** The verifier's own verdict line: the last line before the statistics that is not an instruction. */
+/**
+ * The verifier's own verdict: the block of lines just before the statistics that are neither
+ * instruction dumps, source lines nor register states; its first line (the kernel says the most
+ * specific thing first, e.g. "invalid access to map value, …" before "R0 min value is outside …").
+ */
 function verifierComplaint(log: string): string | undefined {
   const lines = log.split('\n').map((l) => l.trim());
   const end = lines.findIndex((l) => /^processed \d+ insns/.test(l));
-  const upto = (end < 0 ? lines : lines.slice(0, end)).filter((l) => l !== '');
+  const upto = (end < 0 ? lines : lines.slice(0, end)).filter(
+    (l) => l !== '' && !/^(verification time|stack depth|-- |Validating )/.test(l),
+  );
+  const context = (l: string) =>
+    /^\d+: /.test(l) ||
+    l.startsWith(';') ||
+    /^(R\d+(_[rwD]+)?=|frame\d|from \d+ to \d+|last_idx|regs=|parent didn't|mark_precise)/.test(l);
+  let first: string | undefined;
   for (let i = upto.length - 1; i >= 0; i--) {
     const l = upto[i]!;
-    // Instruction dumps ("12: (85) call …", "; source line", register states "R1=…") are context.
-    if (
-      /^\d+: /.test(l) ||
-      /^;/.test(l) ||
-      /^(R\d|frame\d|from \d+ to \d+|last_idx|regs=|parent didn't)/.test(l)
-    )
+    if (context(l)) {
+      if (first !== undefined) break;
       continue;
-    if (/^(verification time|stack depth|mark_precise|-- |Validating )/.test(l)) continue;
-    return l;
+    }
+    first = l;
   }
-  return undefined;
+  return first;
 }
 
 /** Function start → name, from the program's func_info (records of insn_off, FUNC type id). */
