@@ -5,7 +5,11 @@
 //      call and warm median, scripts/bench-parse.mjs) vs sid's libbpf 1.7 (btf__parse +
 //      btf__find_by_name_kind, scripts/oracle/btf-parse-bench.c). Target: warm within 5x.
 //   b) whole process, hyperfine: `corematrix btf dump FILE` vs `bpftool btf dump file FILE`
-//      (target: within 1.5x), and `--format c` vs bpftool's `format c` (reported only).
+//      (target: within 1.5x), `corematrix relocate <case suite>` vs `bpftool gen min_core_btf`
+//      (target: 1.0x), and `--format c` vs bpftool's `format c` (reported only).
+//   c) the VM tier (scripts/bench-vm.mjs): `corematrix load` of the case suite on the default
+//      matrix's four Debian kernels vs libbpf 1.7 loading each program on its own in the same
+//      kind of VM (target: at least 2x faster), with bare boots for reference.
 //
 // Needs `npm run build` first (the npm script does it) and, for (a), scripts/oracle/build.sh,
 // which this runs: it downloads libbpf only the first time. Results: reports/bench/latest.json.
@@ -22,6 +26,8 @@ const PARSE_ITERATIONS = 30;
 const PARSE_TARGET = 5;
 const DUMP_TARGET = 1.5;
 const RELOCATE_TARGET = 1.0;
+/** corematrix's VM run of the matrix must take at most half of libbpf's one-by-one loading. */
+const VM_TARGET = 0.5;
 // Lookups every kernel BTF answers (and one it cannot), so both sides do the same work and the
 // ids they find can be compared.
 const LOOKUPS = [
@@ -135,6 +141,41 @@ for (const [label, ourArgs, bpftoolArgs, target] of [
   if (label.startsWith('btf dump')) {
     notes.push(`${label}: ${compareOutputs(`${corematrix} ${ourArgs}`, `bpftool ${bpftoolArgs}`)}`);
   }
+}
+
+// --- c) the VM tier: scripts/bench-vm.mjs boots the default matrix's Debian kernels ------------------
+console.error('bench: VM tier (four kernels, TCG) …');
+const vm = spawnSync(process.execPath, [join(repo, 'scripts', 'bench-vm.mjs')], {
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: cleanEnv,
+  maxBuffer: 1 << 24,
+});
+if (vm.status === 0) {
+  const v = JSON.parse(vm.stdout);
+  results.vm = v;
+  const ns = (ms) => ms * 1e6;
+  const programs = v.libbpf.results.reduce((n, r) => n + (r.programs ?? 0), 0);
+  rows.push(
+    row(
+      `VM load, ${v.objects} objects on 4 kernels (wall)`,
+      ns(v.corematrix.wallMs),
+      ns(v.libbpf.wallMs),
+      'libbpf 1.7 in VM',
+      VM_TARGET,
+    ),
+  );
+  rows.push(row('  bare boots of the same kernels (wall)', ns(v.bare.wallMs), undefined, '-', undefined));
+  notes.push(
+    `VM tier: ${v.concurrency} VMs at once, TCG; ${programs} programs; corematrix ${(v.corematrix.wallMs / Math.max(1, programs)).toFixed(0)} ms per program, libbpf ${(v.libbpf.wallMs / Math.max(1, programs)).toFixed(0)} ms; per kernel (corematrix, libbpf): ${v.corematrix.results
+      .map(
+        (r, i) =>
+          `${r.kernel} ${(r.ms / 1000).toFixed(2)} s, ${(v.libbpf.results[i].ms / 1000).toFixed(2)} s`,
+      )
+      .join('; ')}`,
+  );
+} else {
+  notes.push(`VM tier: scripts/bench-vm.mjs failed (exit ${vm.status})`);
 }
 
 printTable(rows);
