@@ -30,7 +30,8 @@ export type Invocation =
       matrix: string;
       json: boolean;
       strictInfra: boolean;
-    };
+    }
+  | { command: 'check'; objects: string[]; matrix: string; kernels: string[]; json: boolean };
 
 export interface MainIo {
   stdout: Output;
@@ -231,6 +232,25 @@ function parseWithCommander(
       },
     );
 
+  program
+    .command('check')
+    .description(
+      'The static tier alone: per object × matrix kernel × program, the predicted verdict (loads / rejected) and why, from BTF and config (no VM)',
+    )
+    .argument('<OBJ...>', 'BPF objects')
+    .addOption(matrixOption())
+    .option('--kernel <NAME...>', 'kernels of the matrix to check (default: all)')
+    .option('--json', 'print the results as JSON', false)
+    .action((objects: string[], options: { matrix: string; kernel?: string[]; json: boolean }) => {
+      invocation = {
+        command: 'check',
+        objects,
+        matrix: options.matrix,
+        kernels: options.kernel ?? [],
+        json: options.json,
+      };
+    });
+
   // A group command without its subcommand prints its help and fails; commander then throws
   // with exit code 1, which parseArguments' caller turns into a usage error.
   for (const command of [program, btf, obj, kernels]) command.exitOverride();
@@ -266,6 +286,17 @@ async function run(invocation: Invocation, io: MainIo): Promise<number> {
     const { isMatrixError } = await import('../matrix/load.js');
     try {
       return await loadCommand(invocation, { out, stderr: io.stderr });
+    } catch (e) {
+      if (!isMatrixError(e)) throw e;
+      io.stderr(`corematrix: ${oneLine(e.describe())}\n`);
+      return EXIT.usage;
+    }
+  }
+  if (invocation.command === 'check') {
+    const { checkCommand } = await import('./check.js');
+    const { isMatrixError } = await import('../matrix/load.js');
+    try {
+      return await checkCommand(invocation, { out, stderr: io.stderr });
     } catch (e) {
       if (!isMatrixError(e)) throw e;
       io.stderr(`corematrix: ${oneLine(e.describe())}\n`);
@@ -373,6 +404,7 @@ function inputsOf(invocation: Invocation): string[] {
     case 'obj dump':
       return [invocation.file];
     case 'load':
+    case 'check':
       return [...invocation.objects, invocation.matrix];
     case 'kernels list':
     case 'kernels fetch':
