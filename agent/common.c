@@ -424,3 +424,25 @@ uint64_t cmx_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+int cmx_send_failed;
+
+void cmx_send_sbuf(struct sbuf *b)
+{
+	if (cmx_send(b->p, b->len) < 0)
+		cmx_send_failed = 1;
+	b->len = 0;
+}
+
+void cmx_send_error(const char *object, const char *message)
+{
+	struct sbuf b = {0};
+	sb_puts(&b, "{");
+	json_kv_cstr(&b, "type", "error");
+	if (object)
+		json_kv_cstr(&b, "object", object);
+	json_kv_cstr(&b, "message", message);
+	sb_puts(&b, "}");
+	cmx_send_sbuf(&b);
+	sb_free(&b);
+}

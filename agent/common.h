@@ -58,6 +58,13 @@ int write_all(int fd, const void *data, size_t n);
  */
 #define CMX_CHUNK 512
 int cmx_send(const char *json, size_t n);
+
+/* Set once a send failed: the host will see a missing message, and the run must say so. */
+extern int cmx_send_failed;
+/* Sends the JSON message in b, then empties b. */
+void cmx_send_sbuf(struct sbuf *b);
+/* Sends {"type":"error","object":…,"message":…}; object may be NULL. */
+void cmx_send_error(const char *object, const char *message);
 /*
  * Writes every message this many times (1 to 4; 1 by default), copy after copy. On a console
  * shared with kernel messages, a line a kernel message broke is then read from another copy; the

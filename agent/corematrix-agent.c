@@ -381,27 +381,7 @@ static void probe_features(void)
 /* ---- messages ---- */
 
 static size_t log_max = 65536;
-static int send_failed;
 
-static void send(struct sbuf *b)
-{
-	if (cmx_send(b->p, b->len) < 0)
-		send_failed = 1;
-	b->len = 0;
-}
-
-static void send_error(const char *object, const char *message)
-{
-	struct sbuf b = {0};
-	sb_puts(&b, "{");
-	json_kv_cstr(&b, "type", "error");
-	if (object)
-		json_kv_cstr(&b, "object", object);
-	json_kv_cstr(&b, "message", message);
-	sb_puts(&b, "}");
-	send(&b);
-	sb_free(&b);
-}
 
 /* ---- loading ---- */
 
@@ -612,7 +592,7 @@ static void send_object_report(const struct pobj *o, const struct btf_outcome *b
 		sb_puts(&b, "}");
 	}
 	sb_puts(&b, "]}");
-	send(&b);
+	cmx_send_sbuf(&b);
 	sb_free(&b);
 }
 
@@ -653,7 +633,7 @@ static void load_program(struct pobj *o, uint32_t index, int btf_fd)
 		json_kv_log(&b, msg.p, msg.len, log_max);
 		sb_free(&msg);
 		sb_puts(&b, "}");
-		send(&b);
+		cmx_send_sbuf(&b);
 		sb_free(&b);
 		return;
 	}
@@ -661,7 +641,7 @@ static void load_program(struct pobj *o, uint32_t index, int btf_fd)
 	uint32_t insn_cnt = p->insns.len / 8;
 	struct bpf_insn *insns = malloc(p->insns.len ? p->insns.len : 8);
 	if (!insns) {
-		send_error(o->name, "out of memory copying instructions");
+		cmx_send_error(o->name, "out of memory copying instructions");
 		return;
 	}
 	memcpy(insns, p->insns.p, p->insns.len);
@@ -762,7 +742,7 @@ static void load_program(struct pobj *o, uint32_t index, int btf_fd)
 		json_kv_bool(&b, "kernelLogFull", 1);
 	json_kv_int(&b, "loadNs", (long long)(t1 - t0));
 	sb_puts(&b, "}");
-	send(&b);
+	cmx_send_sbuf(&b);
 	sb_free(&b);
 
 	if (fd >= 0) {
@@ -777,7 +757,7 @@ static void load_program(struct pobj *o, uint32_t index, int btf_fd)
 					char msg[256];
 					snprintf(msg, sizeof(msg), "map '%s' slot %u: program '%s' not stored: %s",
 						 m->name, m->slots[s].key, p->name, strerror(errno));
-					send_error(o->name, msg);
+					cmx_send_error(o->name, msg);
 				}
 			}
 		}
@@ -840,7 +820,7 @@ static void send_done(int ok)
 	json_kv_int(&b, "messages", cmx_sent());
 	json_kv_bool(&b, "ok", ok);
 	sb_puts(&b, "}");
-	send(&b);
+	cmx_send_sbuf(&b);
 	sb_free(&b);
 }
 
@@ -849,7 +829,7 @@ static int finish(int pid1, int status)
 	if (pid1)
 		cmx_power_off();
 	cmx_flush_output();
-	return send_failed ? 1 : status;
+	return cmx_send_failed ? 1 : status;
 }
 
 int main(int argc, char **argv)
@@ -921,11 +901,11 @@ int main(int argc, char **argv)
 	json_kv_bool(&b, "progName", features.prog_name);
 	json_kv_bool(&b, "logStats", features.log_stats);
 	sb_puts(&b, "}}");
-	send(&b);
+	cmx_send_sbuf(&b);
 	sb_free(&b);
 
 	if (bad) {
-		send_error(NULL, bad);
+		cmx_send_error(NULL, bad);
 		send_done(0);
 		return finish(pid1, 2);
 	}

@@ -29,7 +29,6 @@
 
 static struct sbuf libbpf_log;
 static size_t log_max = 65536;
-static int send_failed;
 
 static int print_cb(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -39,25 +38,6 @@ static int print_cb(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return 0;
 }
 
-static void send(struct sbuf *b)
-{
-	if (cmx_send(b->p, b->len) < 0)
-		send_failed = 1;
-	b->len = 0;
-}
-
-static void send_error(const char *object, const char *message)
-{
-	struct sbuf b = {0};
-	sb_puts(&b, "{");
-	json_kv_cstr(&b, "type", "error");
-	if (object)
-		json_kv_cstr(&b, "object", object);
-	json_kv_cstr(&b, "message", message);
-	sb_puts(&b, "}");
-	send(&b);
-	sb_free(&b);
-}
 
 /* Where libbpf failed, from what it printed: the program's own load, a map, or mandatory BTF. */
 static const char *stage_of(const char *log)
@@ -130,7 +110,7 @@ static void load_one(const char *path, const char *prog_name, const char *sectio
 	}
 	json_kv_int(&b, "loadNs", (long long)(t1 - t0));
 	sb_puts(&b, "}");
-	send(&b);
+	cmx_send_sbuf(&b);
 	sb_free(&b);
 	bpf_object__close(obj);
 }
@@ -144,7 +124,7 @@ static void load_file(const char *path)
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "cannot open %s: %s%s%s", path, strerror(errno),
 			 libbpf_log.len ? "\n" : "", libbpf_log.len ? libbpf_log.p : "");
-		send_error(path, msg);
+		cmx_send_error(path, msg);
 		return;
 	}
 	size_t n = 0, cap = 8;
@@ -239,7 +219,7 @@ int main(int argc, char **argv)
 	sb_printf(&b, ",\"libbpf\":\"%u.%u\"", libbpf_major_version(), libbpf_minor_version());
 	json_kv_int(&b, "objects", nobjects ? nobjects : nfound > 0 ? nfound : 0);
 	sb_puts(&b, "}");
-	send(&b);
+	cmx_send_sbuf(&b);
 	sb_free(&b);
 
 	if (nobjects) {
@@ -248,7 +228,7 @@ int main(int argc, char **argv)
 	} else if (nfound < 0) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "cannot list %s: %s", dir, strerror(errno));
-		send_error(NULL, msg);
+		cmx_send_error(NULL, msg);
 	} else {
 		for (int i = 0; i < nfound; i++)
 			if (paths[i])
@@ -261,10 +241,10 @@ int main(int argc, char **argv)
 	json_kv_int(&b, "messages", cmx_sent());
 	json_kv_bool(&b, "ok", 1);
 	sb_puts(&b, "}");
-	send(&b);
+	cmx_send_sbuf(&b);
 	sb_free(&b);
 	if (pid1)
 		cmx_power_off();
 	cmx_flush_output();
-	return send_failed ? 1 : 0;
+	return cmx_send_failed ? 1 : 0;
 }
