@@ -5,12 +5,11 @@
  * banner), else from the BTF's container, else the version in the config's header.
  */
 
-import { readFile } from 'node:fs/promises';
 import type { Btf } from '../btf/btf.js';
 import { inFile, UsageError } from '../errors.js';
 import { type KernelConfig, parseKernelConfig } from './config.js';
 import { kernelRelease } from './image.js';
-import { type BtfSource, readBtfFile } from './read.js';
+import { type BtfSource, readBtfFile, readInputFile } from './read.js';
 
 export interface LocalKernelFiles {
   vmlinuz?: string;
@@ -33,33 +32,15 @@ export interface KernelFilesRead {
   config: KernelConfig | undefined;
 }
 
-/** Reads a file whole; a missing or unreadable file → UsageError naming it. */
-export async function readKernelFile(file: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES' || code === 'EPERM'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : String(code ?? e);
-    throw new UsageError(`cannot read the file: ${why}`, { cause: e, file });
-  }
-}
-
 /** Reads and parses a kernel config file (plain or gzip); errors name the file. */
 export async function readKernelConfig(file: string): Promise<KernelConfig> {
-  const bytes = await readKernelFile(file);
+  const bytes = await readInputFile(file);
   return inFile(file, () => parseKernelConfig(bytes));
 }
 
 /** The release a vmlinuz's setup header names, or undefined when it names none. */
 export async function imageRelease(vmlinuz: string): Promise<string | undefined> {
-  const bytes = await readKernelFile(vmlinuz);
+  const bytes = await readInputFile(vmlinuz);
   return inFile(vmlinuz, () =>
     kernelRelease(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
   );

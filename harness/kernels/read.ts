@@ -27,7 +27,7 @@ export interface ReadBtf {
 /** Reads the BTF of the file at `path`. A missing or unreadable file → UsageError naming it. */
 export async function readBtfFile(path: string, options: ReadBtfOptions = {}): Promise<ReadBtf> {
   const base = typeof options.base === 'string' ? (await readBtfFile(options.base)).btf : options.base;
-  const bytes = await readBytes(path);
+  const bytes = await readInputFile(path);
   return inFile(path, () => {
     const extracted = extractBtf(bytes);
     const btf = Btf.parse(extracted.btf, base === undefined ? {} : { base });
@@ -38,7 +38,8 @@ export async function readBtfFile(path: string, options: ReadBtfOptions = {}): P
   });
 }
 
-async function readBytes(path: string): Promise<Uint8Array> {
+/** Reads an input file whole; a missing or unreadable file → UsageError naming it. */
+export async function readInputFile(path: string): Promise<Uint8Array> {
   try {
     const buffer = await readFile(path);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
