@@ -1,11 +1,12 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Btf } from '../btf/btf.js';
 import type { RelocationRecord } from '../core/relocate.js';
 import type { RawKconfig } from '../loader/kconfig.js';
 import { rawKconfig } from '../loader/kconfig.js';
 import { type ObjectPlan, type PlanKernel, planObject } from '../loader/loader.js';
 import type { BpfObject } from '../object/object.js';
-import type { PlannedProgram } from '../vm/plan.js';
+import type { PlannedObject, PlannedProgram } from '../vm/plan.js';
 import { type Feature, programFeatures } from './features.js';
 
 /**
@@ -68,7 +69,24 @@ export const GUARDS_UNAVAILABLE =
 // ---------------------------------------------------------------------------------------------
 // The guard analysis, when it is there (harness/analysis/guards.ts).
 
-type Classify = (input: { program: PlannedProgram; records: RelocationRecord[] }) => unknown;
+type Classify = (input: {
+  program: PlannedProgram;
+  records: readonly RelocationRecord[];
+  readOnlyValues?: ReadonlyMap<number, Uint8Array>;
+  btf?: Btf;
+}) => unknown;
+
+const BPF_F_RDONLY_PROG = 0x80;
+
+/** The values of the frozen read-only maps of a planned object (.rodata, .kconfig), by map index. */
+export function readOnlyValues(obj: PlannedObject): Map<number, Uint8Array> {
+  const out = new Map<number, Uint8Array>();
+  for (const [i, m] of obj.maps.entries()) {
+    if (m.freeze && (m.flags & BPF_F_RDONLY_PROG) !== 0 && m.initialValue !== undefined)
+      out.set(i, m.initialValue);
+  }
+  return out;
+}
 
 let guards: Promise<Classify | undefined> | undefined;
 
@@ -92,7 +110,11 @@ export function loadGuards(): Promise<Classify | undefined> {
 }
 
 /** Reads the guard module's answer, whatever its exact shape (an array or { relocations, kfuncs }). */
-export function readGuardResult(raw: unknown, records: readonly RelocationRecord[]): GuardResult {
+export function readGuardResult(
+  raw: unknown,
+  records: readonly RelocationRecord[],
+  externName: (index: number) => string | undefined = () => undefined,
+): GuardResult {
   const r = raw as Record<string, unknown> | unknown[] | undefined;
   const list = (
     Array.isArray(r) ? r : ((r?.relocations ?? r?.records ?? r?.classes ?? []) as unknown[])
@@ -110,7 +132,16 @@ export function readGuardResult(raw: unknown, records: readonly RelocationRecord
     relocations.push(out);
   });
   const kf = (
-    Array.isArray(r) ? [] : (r?.kfuncPoison ?? r?.kfuncPoisonCalls ?? r?.kfuncs ?? r?.poisonCalls ?? [])
+    Array.isArray(r)
+      ? []
+      : Array.isArray(r?.reachablePoison)
+        ? (r.reachablePoison as Record<string, unknown>[])
+            .filter((c) => c.kind === 'kfunc')
+            .map((c) => ({
+              name: typeof c.externIndex === 'number' ? externName(c.externIndex) : undefined,
+              insn: c.insn,
+            }))
+        : (r?.kfuncPoison ?? r?.kfuncPoisonCalls ?? r?.kfuncs ?? [])
   ) as unknown[];
   const kfuncPoison = kf.map((k) => {
     if (typeof k === 'string') return k;
@@ -204,12 +235,24 @@ export function staticVerdicts(input: StaticInput): ProgramStatic[] {
       poisoned = mineRecords.filter((r) => r.result === 'poisoned').length;
       const weakKfuncMissing = features.some((f) => f.kind === 'kfunc' && f.status === 'optional');
       if (input.classify !== undefined) {
-        const g = readGuardResult(
-          input.classify({ program: plannedProg, records: mineRecords }),
-          mineRecords,
-        );
-        relocations = g.relocations;
-        for (const c of g.relocations) {
+        const ro = planned.plan === undefined ? undefined : readOnlyValues(planned.plan);
+        let g: GuardResult | undefined;
+        try {
+          g = readGuardResult(
+            input.classify({
+              program: plannedProg,
+              records,
+              ...(ro === undefined ? {} : { readOnlyValues: ro }),
+              ...(obj.btf === undefined ? {} : { btf: obj.btf }),
+            }),
+            mineRecords,
+            (i) => obj.externs[i]?.name,
+          );
+        } catch (e) {
+          unknown.push(`guard analysis failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        if (g !== undefined) relocations = g.relocations;
+        for (const c of g?.relocations ?? []) {
           if (c.status === 'needs-guard') {
             reasons.push({
               source: 'guard',
@@ -222,7 +265,7 @@ export function staticVerdicts(input: StaticInput): ProgramStatic[] {
             });
           }
         }
-        for (const k of g.kfuncPoison) reasons.push({ source: 'guard', message: k });
+        for (const k of g?.kfuncPoison ?? []) reasons.push({ source: 'guard', message: k });
       } else if (poisoned > 0 || weakKfuncMissing) {
         unknown.push(GUARDS_UNAVAILABLE);
       }
