@@ -8,7 +8,7 @@ import type { RelocationRecord } from '../core/relocate.js';
 import { parseBpfObject } from '../object/object.js';
 import { type CachedKernel, defaultDebianKernels } from '../test-support/kernels.js';
 import { enumValues, helperCalls } from './features.js';
-import { GUARDS_UNAVAILABLE, readGuardResult, staticVerdicts, VERIFIER_UNKNOWN } from './verdict.js';
+import { guardResult, staticVerdicts, VERIFIER_UNKNOWN } from './verdict.js';
 
 const repo = path.join(import.meta.dirname, '..', '..');
 
@@ -49,15 +49,26 @@ describe('guard module answers', () => {
     }) as unknown as RelocationRecord;
   it('relocations and reachable kfunc poison calls become classifications and messages', () => {
     const a = rec('struct request.rq_disk', 'poisoned');
-    const g = readGuardResult(
+    const g = guardResult(
       {
-        relocations: [{ record: a, status: 'needs-guard', insn: 7, fix: 'guard it' }],
+        relocations: [
+          {
+            record: a,
+            status: 'needs-guard',
+            access: a.access,
+            insn: 7,
+            fix: 'guard it',
+            reason: 'reachable',
+          },
+        ],
         reachablePoison: [
           { insn: 7, kind: 'core', record: a },
           { insn: 9, kind: 'kfunc', externIndex: 1 },
         ],
+        deadEdges: [],
+        reachableCount: 10,
+        problems: [],
       },
-      [a],
       (i) => ['bpf_a', 'bpf_rcu_read_lock'][i],
     );
     expect(g.relocations).toEqual([{ record: a, status: 'needs-guard', insn: 7, fix: 'guard it' }]);
@@ -99,7 +110,6 @@ describe('kernel uapi enums', () => {
         obj,
         kernelName: name,
         kernel: { btf: btfs.get(name)!, config: readFileSync(k.config, 'latin1'), release: k.release },
-        classify: undefined,
       });
     };
     const old = verdicts('debian-bullseye-5.10').find((p) => p.program === 'tgkill_entry')!;
@@ -110,18 +120,26 @@ describe('kernel uapi enums', () => {
     expect(sid.reasons.filter((r) => r.source === 'feature')).toEqual([]);
   });
 
-  it('without the guard analysis, poisoned relocations are declared unknown, not guessed', () => {
+  it('an unguarded access to a field the kernel lacks: rejected, with the access and a fix named', () => {
     const file = path.join(repo, 'build', 'cases', 'kernel_changes.bpf.o');
     const obj = parseBpfObject(new Uint8Array(readFileSync(file)), { path: file });
-    const k = kernels.find((q) => q.name === 'debian-bullseye-5.10')!;
-    const v = staticVerdicts({
-      name: file,
-      obj,
-      kernelName: k.name,
-      kernel: { btf: btfs.get(k.name)!, config: readFileSync(k.config, 'latin1'), release: k.release },
-      classify: undefined,
-    }).find((p) => p.program === 'task_state_new_only')!;
-    expect(v.poisoned).toBe(1);
-    expect(v.unknown).toContain(GUARDS_UNAVAILABLE);
+    const verdict = (name: string, program: string) => {
+      const k = kernels.find((q) => q.name === name)!;
+      return staticVerdicts({
+        name: file,
+        obj,
+        kernelName: k.name,
+        kernel: { btf: btfs.get(k.name)!, config: readFileSync(k.config, 'latin1'), release: k.release },
+      }).find((p) => p.program === program)!;
+    };
+    // task_struct.__state appeared in 5.14: bullseye's 5.10 lacks it.
+    const old = verdict('debian-bullseye-5.10', 'task_state_new_only');
+    expect(old.poisoned).toBe(1);
+    expect(old.verdict).toBe('rejected');
+    expect(old.reasons.find((r) => r.source === 'guard')?.message).toMatch(
+      /CO-RE relocation struct task_struct.__state .*reachable path; fix: .*bpf_core_field_exists/,
+    );
+    expect(verdict('debian-bullseye-5.10', 'task_state_portable').verdict).toBe('loads');
+    expect(verdict('debian-sid', 'task_state_new_only').verdict).toBe('loads');
   });
 });

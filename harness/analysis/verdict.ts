@@ -1,13 +1,11 @@
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Btf } from '../btf/btf.js';
 import type { RelocationRecord } from '../core/relocate.js';
 import type { RawKconfig } from '../loader/kconfig.js';
 import { rawKconfig } from '../loader/kconfig.js';
 import { type ObjectPlan, type PlanKernel, planObject } from '../loader/loader.js';
 import type { BpfObject } from '../object/object.js';
-import type { PlannedObject, PlannedProgram } from '../vm/plan.js';
+import type { PlannedProgram } from '../vm/plan.js';
 import { type Feature, programFeatures } from './features.js';
+import { classifyRelocations, type GuardReport, type GuardStatus, readOnlyValuesOf } from './guards.js';
 
 /**
  * The static verdict: per program × kernel, without booting, whether the program loads, and why
@@ -17,7 +15,7 @@ import { type Feature, programFeatures } from './features.js';
  *
  * What the static tier cannot see is listed, per program, as `unknown`: the verifier itself
  * (complexity limits, bounds, the program's own logic), helpers a program type may not call,
- * typeless ksyms, kprobe targets not in BTF, and the guard analysis itself when it is not there.
+ * typeless ksyms, kprobe targets not in BTF.
  */
 
 export type StaticVerdict = 'loads' | 'rejected';
@@ -30,7 +28,7 @@ export interface Reason {
 
 export interface RelocationClass {
   record: RelocationRecord;
-  status: 'resolved' | 'guarded' | 'needs-guard' | 'error';
+  status: GuardStatus;
   /** For needs-guard: the fix in words. */
   fix?: string;
   /** For needs-guard: the final instruction. */
@@ -63,93 +61,23 @@ export interface ProgramStatic {
 export const VERIFIER_UNKNOWN =
   'verifier limits and checks on the program logic (the static tier does not run the verifier)';
 export const HELPER_PROG_TYPE_UNKNOWN = 'helpers the kernel has but may not allow for this program type';
-export const GUARDS_UNAVAILABLE =
-  'guard analysis unavailable: whether poisoned CO-RE relocations are reachable';
-
-// ---------------------------------------------------------------------------------------------
-// The guard analysis, when it is there (harness/analysis/guards.ts).
-
-type Classify = (input: {
-  program: PlannedProgram;
-  records: readonly RelocationRecord[];
-  readOnlyValues?: ReadonlyMap<number, Uint8Array>;
-  btf?: Btf;
-}) => unknown;
-
-const BPF_F_RDONLY_PROG = 0x80;
-
-/** The values of the frozen read-only maps of a planned object (.rodata, .kconfig), by map index. */
-export function readOnlyValues(obj: PlannedObject): Map<number, Uint8Array> {
-  const out = new Map<number, Uint8Array>();
-  for (const [i, m] of obj.maps.entries()) {
-    if (m.freeze && (m.flags & BPF_F_RDONLY_PROG) !== 0 && m.initialValue !== undefined)
-      out.set(i, m.initialValue);
-  }
-  return out;
-}
-
-let guards: Promise<Classify | undefined> | undefined;
-
-/** guards.ts' classifyRelocations, or undefined when that module is not (yet) there. */
-export function loadGuards(): Promise<Classify | undefined> {
-  guards ??= (async () => {
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-    try {
-      const mod = (await import(pathToFileURL(path.join(here, `guards${ext}`)).href)) as {
-        classifyRelocations?: Classify;
-      };
-      return typeof mod.classifyRelocations === 'function' ? mod.classifyRelocations : undefined;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'ENOENT') return undefined;
-      throw e;
-    }
-  })();
-  return guards;
-}
-
-/** Reads the guard module's answer, whatever its exact shape (an array or { relocations, kfuncs }). */
-export function readGuardResult(
-  raw: unknown,
-  records: readonly RelocationRecord[],
-  externName: (index: number) => string | undefined = () => undefined,
+/** The guard analysis' report in the verdict's terms: classifications, and reachable calls to missing weak kfuncs. */
+export function guardResult(
+  report: GuardReport,
+  externName: (index: number) => string | undefined,
 ): GuardResult {
-  const r = raw as Record<string, unknown> | unknown[] | undefined;
-  const list = (
-    Array.isArray(r) ? r : ((r?.relocations ?? r?.records ?? r?.classes ?? []) as unknown[])
-  ) as Record<string, unknown>[];
-  const relocations: RelocationClass[] = [];
-  list.forEach((c, i) => {
-    const status = (c.status ?? c.class ?? c.classification) as RelocationClass['status'];
-    const record = (c.record as RelocationRecord | undefined) ?? records[i];
-    if (record === undefined || typeof status !== 'string') return;
-    const out: RelocationClass = { record, status };
-    const fix = c.fix ?? c.suggestion;
-    if (typeof fix === 'string') out.fix = fix;
-    const insn = c.insn ?? c.finalInsn;
-    if (typeof insn === 'number') out.insn = insn;
-    relocations.push(out);
+  const relocations = report.relocations.map((c) => {
+    const out: RelocationClass = { record: c.record, status: c.status };
+    if (c.fix !== undefined) out.fix = c.fix;
+    if (c.insn !== undefined) out.insn = c.insn;
+    return out;
   });
-  const kf = (
-    Array.isArray(r)
-      ? []
-      : Array.isArray(r?.reachablePoison)
-        ? (r.reachablePoison as Record<string, unknown>[])
-            .filter((c) => c.kind === 'kfunc')
-            .map((c) => ({
-              name: typeof c.externIndex === 'number' ? externName(c.externIndex) : undefined,
-              insn: c.insn,
-            }))
-        : (r?.kfuncPoison ?? r?.kfuncPoisonCalls ?? r?.kfuncs ?? [])
-  ) as unknown[];
-  const kfuncPoison = kf.map((k) => {
-    if (typeof k === 'string') return k;
-    const o = k as Record<string, unknown>;
-    const name = o.name ?? o.kfunc ?? o.extern;
-    const insn = o.insn;
-    return `reachable call to weak kfunc ${typeof name === 'string' ? name : '?'}, which the kernel lacks${typeof insn === 'number' ? ` (insn ${insn})` : ''}`;
-  });
+  const kfuncPoison = report.reachablePoison
+    .filter((p) => p.kind === 'kfunc')
+    .map((p) => {
+      const name = p.externIndex === undefined ? undefined : externName(p.externIndex);
+      return `reachable call to weak kfunc ${name ?? '?'}, which the kernel lacks (insn ${p.insn})`;
+    });
   return { relocations, kfuncPoison };
 }
 
@@ -183,8 +111,6 @@ export interface StaticInput {
   kernel: PlanKernel;
   /** The kernel config's raw values, parsed once per kernel by the caller. */
   kconfig?: RawKconfig;
-  /** The guard analysis (loadGuards()); undefined: that part of the verdict is unknown. */
-  classify?: Classify | undefined;
   /** A plan already made for this kernel (else planned here). */
   plan?: ObjectPlan;
 }
@@ -233,42 +159,30 @@ export function staticVerdicts(input: StaticInput): ProgramStatic[] {
       const fns = functionsOf(obj, plannedProg);
       const mineRecords = records.filter((r) => fns.has(r.function));
       poisoned = mineRecords.filter((r) => r.result === 'poisoned').length;
-      const weakKfuncMissing = features.some((f) => f.kind === 'kfunc' && f.status === 'optional');
-      if (input.classify !== undefined) {
-        const ro = planned.plan === undefined ? undefined : readOnlyValues(planned.plan);
-        let g: GuardResult | undefined;
-        try {
-          g = readGuardResult(
-            input.classify({
-              program: plannedProg,
-              records,
-              ...(ro === undefined ? {} : { readOnlyValues: ro }),
-              ...(obj.btf === undefined ? {} : { btf: obj.btf }),
-            }),
-            mineRecords,
-            (i) => obj.externs[i]?.name,
-          );
-        } catch (e) {
-          unknown.push(`guard analysis failed: ${e instanceof Error ? e.message : String(e)}`);
+      const g = guardResult(
+        classifyRelocations({
+          program: plannedProg,
+          records,
+          ...(planned.plan === undefined ? {} : { readOnlyValues: readOnlyValuesOf(planned.plan) }),
+          ...(obj.btf === undefined ? {} : { btf: obj.btf }),
+        }),
+        (i) => obj.externs[i]?.name,
+      );
+      relocations = g.relocations.filter((c) => fns.has(c.record.function));
+      for (const c of relocations) {
+        if (c.status === 'needs-guard') {
+          reasons.push({
+            source: 'guard',
+            message: `CO-RE relocation ${c.record.access} (${c.record.kind}, ${c.record.function} insn ${c.record.insn}) failed on a reachable path${c.fix === undefined ? '' : `; fix: ${c.fix}`}`,
+          });
+        } else if (c.status === 'error') {
+          reasons.push({
+            source: 'guard',
+            message: `CO-RE relocation ${c.record.access}: ${c.record.message ?? 'libbpf refuses it'}`,
+          });
         }
-        if (g !== undefined) relocations = g.relocations;
-        for (const c of g?.relocations ?? []) {
-          if (c.status === 'needs-guard') {
-            reasons.push({
-              source: 'guard',
-              message: `CO-RE relocation ${c.record.access} (${c.record.kind}, ${c.record.function} insn ${c.record.insn}) failed on a reachable path${c.fix === undefined ? '' : `; fix: ${c.fix}`}`,
-            });
-          } else if (c.status === 'error') {
-            reasons.push({
-              source: 'guard',
-              message: `CO-RE relocation ${c.record.access}: ${c.record.message ?? 'libbpf refuses it'}`,
-            });
-          }
-        }
-        for (const k of g?.kfuncPoison ?? []) reasons.push({ source: 'guard', message: k });
-      } else if (poisoned > 0 || weakKfuncMissing) {
-        unknown.push(GUARDS_UNAVAILABLE);
       }
+      for (const k of g.kfuncPoison) reasons.push({ source: 'guard', message: k });
     } else if (mine.length === 0 && objectProblems.length === 0 && reasons.length === 0) {
       reasons.push({ source: 'loader', message: 'not planned' });
     }

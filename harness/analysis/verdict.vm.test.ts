@@ -21,14 +21,7 @@ import { parseBpfObject } from '../object/object.js';
 import { DEFAULT_DEBIAN_KERNELS, testCacheRoot } from '../test-support/kernels.js';
 import { AGENT_BIN, type CellResult, loadOnKernel, type ProgramVerdict } from '../vm/cell.js';
 import { VmPool } from '../vm/pool.js';
-import {
-  GUARDS_UNAVAILABLE,
-  HELPER_PROG_TYPE_UNKNOWN,
-  loadGuards,
-  type ProgramStatic,
-  staticVerdicts,
-  VERIFIER_UNKNOWN,
-} from './verdict.js';
+import { HELPER_PROG_TYPE_UNKNOWN, type ProgramStatic, staticVerdicts, VERIFIER_UNKNOWN } from './verdict.js';
 
 const repo = path.join(import.meta.dirname, '..', '..');
 const casesDir = path.join(repo, 'build', 'cases');
@@ -49,15 +42,11 @@ interface Pair {
 }
 
 const pairs: Pair[] = [];
-let guards = false;
 
 /** Why the static tier may miss this VM rejection: one of its declared unknowns, or undefined. */
 function explanation(p: Pair): string | undefined {
   const cause = p.vm.cause;
   const has = (u: string) => p.stat.unknown.includes(u);
-  if (/invalid func unknown#195896080|CO-RE relocation/.test(cause))
-    return has(GUARDS_UNAVAILABLE) ? GUARDS_UNAVAILABLE : undefined;
-  if (/weak kfunc/.test(cause)) return has(GUARDS_UNAVAILABLE) ? GUARDS_UNAVAILABLE : undefined;
   if (/^unknown func/.test(cause))
     return has(HELPER_PROG_TYPE_UNKNOWN) ? HELPER_PROG_TYPE_UNKNOWN : undefined;
   if (p.vm.stage === 'prog' || p.vm.stage === undefined)
@@ -69,8 +58,6 @@ const vmLoads = (v: ProgramVerdict) => v.verdict === 'loaded';
 
 beforeAll(async () => {
   if (!ready) return;
-  const classify = await loadGuards();
-  guards = classify !== undefined;
   const matrix = loadMatrix(path.join(repo, 'matrix.yaml'), { checkCases: false });
   const sources = matrixKernelSources(matrix, { cache: testCacheRoot() }).filter((s) =>
     KERNELS.includes(s.name),
@@ -90,7 +77,7 @@ beforeAll(async () => {
       const ts = performance.now();
       const stat = cases.flatMap((file) => {
         const obj = parseBpfObject(new Uint8Array(readFileSync(file)), { path: file });
-        return staticVerdicts({ name: file, obj, kernelName: s.name, kernel, kconfig, classify });
+        return staticVerdicts({ name: file, obj, kernelName: s.name, kernel, kconfig });
       });
       const staticMs = performance.now() - ts;
       const cell: CellResult = await loadOnKernel({
@@ -120,21 +107,16 @@ describe.skipIf(!ready)('proof: static verdicts vs the VM tier, case suite × de
     expect(pairs.every((p) => p.vm.verdict !== 'infra_error')).toBe(true);
   });
 
-  it('programs with poisoned CO-RE relocations: static == VM (needs the guard analysis)', () => {
+  it('programs with poisoned CO-RE relocations: static == VM', () => {
     const poisoned = pairs.filter((p) => p.stat.poisoned > 0);
     const agree = poisoned.filter((p) => (p.stat.verdict === 'loads') === vmLoads(p.vm));
-    console.log(
-      `poisoned: ${agree.length}/${poisoned.length} agree (guard analysis ${guards ? 'present' : 'absent'})`,
-    );
+    console.log(`poisoned: ${agree.length}/${poisoned.length} agree`);
     for (const p of poisoned.filter((q) => !agree.includes(q))) {
       console.log(
         `  ${p.kernel} ${p.vm.object} ${p.vm.program}: static ${p.stat.verdict}, VM ${p.vm.verdict}: ${p.vm.cause}`,
       );
     }
-    if (guards) expect(agree.length).toBe(poisoned.length);
-    else
-      for (const p of poisoned)
-        if (p.stat.verdict === 'loads' && !vmLoads(p.vm)) expect(explanation(p)).toBeDefined();
+    expect(agree.length).toBe(poisoned.length);
   });
 
   it('every program: static == VM, or the VM saw a cause the static tier declares it cannot see', () => {

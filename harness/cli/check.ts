@@ -34,7 +34,6 @@ export interface CheckResult {
   programs: ProgramStatic[];
   /** Objects that are not BPF objects corematrix can read. */
   unreadable: { object: string; error: string }[];
-  guards: boolean;
   ms: number;
 }
 
@@ -96,7 +95,7 @@ export async function runCheck(o: CheckCommandOptions): Promise<CheckResult> {
       return { name: s.name, kernel, kconfig: rawKconfig(r.config) };
     }),
   );
-  const [objects, kernels, classify] = await Promise.all([objectsP, kernelsP, verdictModule.loadGuards()]);
+  const [objects, kernels] = await Promise.all([objectsP, kernelsP]);
 
   const programs: ProgramStatic[] = [];
   const unreadable: CheckResult['unreadable'] = [];
@@ -113,7 +112,6 @@ export async function runCheck(o: CheckCommandOptions): Promise<CheckResult> {
           kernelName: k.name,
           kernel: k.kernel,
           kconfig: k.kconfig,
-          classify,
         }),
       );
     }
@@ -122,7 +120,6 @@ export async function runCheck(o: CheckCommandOptions): Promise<CheckResult> {
     kernels: kernels.map((k) => ({ name: k.name, release: k.kernel.release })),
     programs,
     unreadable,
-    guards: classify !== undefined,
     ms: Math.round(performance.now() - t0),
   };
 }
@@ -138,7 +135,6 @@ export async function checkCommand(o: CheckCommandOptions, io: CheckIo): Promise
 export function checkJson(r: CheckResult): unknown {
   return {
     kernels: r.kernels,
-    guardAnalysis: r.guards,
     unreadable: r.unreadable,
     programs: r.programs.map((p) => ({
       object: p.object,
@@ -163,9 +159,7 @@ export function checkJson(r: CheckResult): unknown {
 
 export function formatCheck(r: CheckResult): string {
   const lines: string[] = [];
-  lines.push(
-    `static tier: ${r.kernels.map((k) => `${k.name} (${k.release})`).join(', ')}${r.guards ? '' : ' — guard analysis unavailable: poisoned CO-RE relocations are unknown statically'}`,
-  );
+  lines.push(`static tier: ${r.kernels.map((k) => `${k.name} (${k.release})`).join(', ')}`);
   const width = Math.max(0, ...r.kernels.map((k) => k.name.length));
   let object: string | undefined;
   // Grouped by object, then program, then kernel.
@@ -184,10 +178,7 @@ export function formatCheck(r: CheckResult): string {
     for (const p of list) {
       const head = `    ${p.kernel.padEnd(width)}  ${p.verdict}`;
       if (p.verdict === 'loads') {
-        const poison =
-          p.poisoned > 0
-            ? ` (${p.poisoned} poisoned CO-RE relocation(s)${r.guards ? ', all guarded' : ''})`
-            : '';
+        const poison = p.poisoned > 0 ? ` (${p.poisoned} poisoned CO-RE relocation(s), all guarded)` : '';
         lines.push(head + poison);
       } else {
         lines.push(`${head}: ${p.reasons[0]?.message ?? ''}`);
