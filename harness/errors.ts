@@ -24,7 +24,7 @@ export class CorematrixError extends Error {
 }
 
 /** Which binary format a parse error is about. */
-export type ParseFormat = 'btf' | 'btf.ext' | 'elf' | 'kernel-image' | 'bpf-object' | 'config';
+export type ParseFormat = 'btf' | 'btf.ext' | 'elf' | 'kernel-image' | 'bpf-object' | 'config' | 'report';
 
 export interface ParseLocation {
   /** Absolute byte offset in the input the parser was given. */

@@ -140,8 +140,7 @@ function failsOnlyForGuards(p: ReportProgram): boolean {
     return p.vm.verdict === 'rejected' && CORE_POISON_CAUSE.test(p.vm.cause ?? '');
   }
   return (
-    p.static !== undefined &&
-    p.static.reasons.every((r) => r.source === 'guard' && r.message.startsWith('CO-RE relocation '))
+    p.static?.reasons.every((r) => r.source === 'guard' && r.message.startsWith('CO-RE relocation ')) === true
   );
 }
 
