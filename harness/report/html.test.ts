@@ -233,7 +233,7 @@ async function open(
   page.on('request', (q) => requests.push(q.url()));
   await page.setViewportSize({ width: 1280, height: 900 });
   await page.goto(pathToFileURL(path).href);
-  await page.locator('#grid').waitFor();
+  await page.locator('#grid').waitFor({ timeout: 5_000 });
   return { page, problems, requests };
 }
 
@@ -430,6 +430,53 @@ describe('index.html in headless Chromium', () => {
     await expect(page.locator('#fieldtab tr.field').count()).resolves.toBe(1);
     await page.screenshot({ path: join(SCREENSHOTS, 'html-fields.png'), fullPage: true });
     expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('stays small and fast for 50 objects x 10 kernels, and opens the cell named in the URL', async () => {
+    const base = sampleReport();
+    const kernels = Array.from({ length: 10 }, (_, i) => ({
+      name: `k${i}`,
+      source: 'Debian',
+      arch: 'x86_64',
+    }));
+    const objects = Array.from({ length: 50 }, (_, i) => ({
+      name: `obj${i}.bpf.o`,
+      path: `o${i}`,
+      sha256: 'c'.repeat(64),
+    }));
+    const statuses = ['ok', 'needs-guard', 'failing', 'infra_error', 'error'] as const;
+    const cells = objects.flatMap((o, oi) =>
+      kernels.map((k, ki) => ({
+        kernel: k.name,
+        object: o.name,
+        status: statuses[(oi + ki) % statuses.length] ?? 'ok',
+        programs: [stateProgram(K61), ...tracerPrograms(K612), ...tracerPrograms(K510)].map((p, pi) => ({
+          ...p,
+          name: `${p.name}_${pi}`,
+          relocations: Array.from({ length: 5 }, (_, ri) =>
+            reloc({ index: ri, access: `struct s${ri % 7}.f${(oi + ri) % 11}`, classification: 'guarded' }),
+          ),
+        })),
+      })),
+    );
+    const report = ReportSchema.parse({ ...base, kernels, objects, cells });
+    const html = renderHtml(report);
+    expect(html.length).toBeLessThan(4_000_000);
+    const path = join(out, 'big.html');
+    writeFileSync(path, html);
+    const page = await context.newPage();
+    const started = Date.now();
+    await page.goto(`${pathToFileURL(path).href}#cell=123`);
+    await page.locator('#grid').waitFor({ timeout: 5_000 });
+    expect(await page.locator('#grid button.cell').count()).toBe(500);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    const cell = cells[123];
+    expect(await page.locator('#detail-title').textContent()).toContain(`${cell?.object} on ${cell?.kernel}`);
+    const t0 = Date.now();
+    await page.locator('#filter-text').fill('obj7.bpf.o');
+    expect(await visibleCells(page).count()).toBe(10);
+    expect(Date.now() - t0).toBeLessThan(1_000);
     await page.close();
   });
 
