@@ -27,9 +27,15 @@ export function caseObjects(): string[] {
     .map((f) => path.join('build', 'cases', f));
 }
 
-let cached: Promise<Report> | undefined;
+let cached: Promise<BuildInput> | undefined;
 
-export function staticSuiteReport(): Promise<Report> {
+/** The report of the case suite × the default Debian kernels, static tier. */
+export async function staticSuiteReport(): Promise<Report> {
+  return buildReport(await staticSuiteInput());
+}
+
+/** What the static tier produced for it, before buildReport. */
+export function staticSuiteInput(): Promise<BuildInput> {
   cached ??= (async () => {
     const kernels = await defaultDebianKernels();
     const files = caseObjects();
@@ -68,14 +74,14 @@ export function staticSuiteReport(): Promise<Report> {
         });
       }
     }
-    return buildReport({
+    return {
       corematrixVersion: '0.1.0',
       tiers: ['static'],
       durationMs: Math.round(performance.now() - t0),
       kernels: reportKernels,
       objects: objects.map((o) => ({ name: o.file, path: o.file, sha256: o.sha256 })),
       cells,
-    });
+    } satisfies BuildInput;
   })();
   return cached;
 }
