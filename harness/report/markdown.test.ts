@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { diffReports } from './diff.js';
 import { caseObjects, staticSuiteReport } from './fixture.js';
-import { mdEscape, renderMarkdown, STATUS_LABEL } from './markdown.js';
+import { mdCode, mdEscape, renderMarkdown, STATUS_LABEL } from './markdown.js';
 import type { Report } from './schema.js';
 
 const HOSTILE =
@@ -13,6 +13,13 @@ function shown(md: string): string {
     .replace(/\\([!-/:-@[-`{-~])/g, '$1')
     .replace(/&lt;|&gt;|&amp;/g, (m) => ({ '&lt;': '<', '&gt;': '>', '&amp;': '&' })[m]!);
 }
+
+describe('mdCode', () => {
+  it('a code span whose fence is longer than any backtick run inside', () => {
+    expect(mdCode('struct s.f')).toBe('` struct s.f `');
+    expect(mdCode('a `` b\nc')).toBe('``` a `` b c ```');
+  });
+});
 
 describe('mdEscape', () => {
   it('shows the name as written (line breaks as spaces), with no live markup left', () => {
@@ -77,7 +84,10 @@ describe('summary.md', () => {
     expect(rows).toHaveLength(3);
     for (const r of rows) expect(r.replace(/\\\|/g, '').split('|')).toHaveLength(5);
     expect(rows[2]).toContain(`| ${STATUS_LABEL['needs-guard']} | ${STATUS_LABEL.ok} |`);
-    expect(md).not.toMatch(/<img|\]\(javascript|(^|[^\\])@admin/);
+    // Outside code spans (where nothing is markup), no live HTML, link or mention.
+    const outside = md.replace(/(`+) .*? \1/g, '');
+    expect(outside).not.toMatch(/<img|\]\(javascript|(^|[^\\])@admin/);
+    expect(md).toContain(mdCode(`struct ${HOSTILE}.f`));
   });
 
   it('needs-guard fields with their fix; regressions first when a diff is given', () => {
@@ -98,7 +108,7 @@ describe('summary.md', () => {
     expect(at('### ❌ 1 regression')).toBeGreaterThan(0);
     expect(at('### ❌ 1 regression')).toBeLessThan(at('| object |'));
     expect(at('| object |')).toBeLessThan(at('### Fields that need a guard'));
-    expect(md).toContain(mdEscape('guard it: if (bpf_core_field_exists(p->f)) { … }'));
+    expect(md).toContain(mdCode('guard it: if (bpf_core_field_exists(p->f)) { … }'));
     expect(md).toContain('### ⚠️ 1 new field needing a guard');
     expect(renderMarkdown(report, { diff: diffReports(report, report) })).toContain(
       'No regressions against the baseline.',
@@ -113,7 +123,7 @@ describe('summary.md', () => {
       const rows = md.split('\n').filter((l) => l.startsWith('|'));
       expect(rows).toHaveLength(r.objects.length + 2);
       expect(md).toContain('### Fields that need a guard');
-      expect(md).toMatch(/kernel\\_changes\\\.bpf\\\.o.*: guard it/);
+      expect(md).toMatch(/kernel\\_changes\\\.bpf\\\.o.*: ` guard it/);
       expect(md.length).toBeLessThan(65_536); // a PR comment's limit
     },
   );

@@ -6,7 +6,8 @@
  *
  * Names come from objects and BTF: every one is escaped (Markdown punctuation backslash-escaped,
  * `<`, `>` and `&` as entities, line breaks flattened), so a name cannot open a link, an image, a
- * table cell, raw HTML, a mention or an emoji code.
+ * table cell, raw HTML, a mention or an emoji code; accesses and fixes are code spans (outside
+ * tables), where nothing is markup.
  */
 
 import { programOutcome } from './build.js';
@@ -29,6 +30,19 @@ export function mdEscape(s: string): string {
     .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '')
     .replace(/\r\n|[\r\n\t]/g, ' ')
     .replace(/[<>&]|[\\`*_{}[\]()#+\-.!|~:@"'$=^%?/,;]/g, (c) => ENTITY[c] ?? `\\${c}`);
+}
+
+/**
+ * Inline code (outside tables): nothing inside a code span is markup, so only its delimiter needs
+ * care: a run of backticks longer than any in the text, padded by spaces.
+ */
+export function mdCode(s: string): string {
+  const flat = s
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '')
+    .replace(/\r\n|[\r\n\t]/g, ' ');
+  const longest = Math.max(0, ...(flat.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = '`'.repeat(longest + 1);
+  return `${fence} ${flat} ${fence}`;
 }
 
 export interface MarkdownOptions {
@@ -87,7 +101,7 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
         '',
       );
       out.push(
-        ...list(d.newNeedsGuard, max, (f) => `**${e(f.access)}** in ${e(f.object)} on ${e(f.kernel)}`),
+        ...list(d.newNeedsGuard, max, (f) => `${mdCode(f.access)} in ${e(f.object)} on ${e(f.kernel)}`),
         '',
       );
     }
@@ -138,8 +152,8 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
         [...guards.values()],
         max,
         (g) =>
-          `**${e(g.access)}** in ${e(g.object)} (${[...g.programs].map(e).join(', ')}) fails on ${g.kernels.map(e).join(', ')}` +
-          (g.fix === undefined ? '' : `: ${e(g.fix)}`),
+          `${mdCode(g.access)} in ${e(g.object)} (${[...g.programs].map(e).join(', ')}) fails on ${g.kernels.map(e).join(', ')}` +
+          (g.fix === undefined ? '' : `: ${mdCode(g.fix)}`),
       ),
       '',
     );
