@@ -133,7 +133,7 @@ export function programOutcome(p: ReportProgram): 'loads' | 'fails' | 'unknown' 
 }
 
 /** The program fails only because of CO-RE relocations that need a guard. */
-function failsOnlyForGuards(p: ReportProgram): boolean {
+export function failsOnlyForGuards(p: ReportProgram): boolean {
   if (!p.relocations.some((r) => r.classification === 'needs-guard')) return false;
   if (p.relocations.some((r) => r.classification === 'error')) return false;
   if (p.vm !== undefined && p.vm.verdict !== 'infra_error') {

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { caseObjects, staticSuiteReport } from './fixture.js';
-import { renderJunit, serializeXml, xmlText } from './junit.js';
+import { failureText, renderJunit, serializeXml, xmlText } from './junit.js';
 import type { Report, ReportProgram } from './schema.js';
 
 const hasXmllint = spawnSync('xmllint', ['--version']).status === 0;
@@ -65,7 +65,13 @@ const hostileReport: Report = {
         program('guard', {
           static: {
             verdict: 'rejected',
-            reasons: [{ source: 'guard', message: 'CO-RE relocation struct s.f failed' }],
+            reasons: [
+              {
+                source: 'guard',
+                message:
+                  'CO-RE relocation struct s.f failed; fix: guard it: if (bpf_core_field_exists(x)) { … }',
+              },
+            ],
             unknown: [],
           },
           relocations: [
@@ -121,10 +127,18 @@ describe('junit.xml', () => {
     expect(cases).toEqual([
       [`o${CLEAN}`, `p${CLEAN}`, ['failure'], `R1 </testcase><x a="1">&amp;'"]]><!-- \t`],
       [`o${CLEAN}`, 'fine', [], null],
-      [`o${CLEAN}`, 'guard', ['failure'], 'CO-RE relocation struct s.f failed'],
+      [
+        `o${CLEAN}`,
+        'guard',
+        ['failure'],
+        'CO-RE relocation struct s.f failed; fix: guard it: if (bpf_core_field_exists(x)) { … }',
+      ],
       [`o${CLEAN}`, 'fine', ['skipped'], null],
     ]);
-    expect(xml).toContain('needs a guard: struct s.f');
+    expect(xml).toMatch(
+      /<failure message="CO-RE relocation struct s.f failed; fix: [^"]*" type="needs-guard">/,
+    );
+    expect(xml).toMatch(/<failure message="R1 [^"]*" type="failing">/);
     expect(xml).toContain('guard it: if (bpf_core_field_exists(x)) { … }');
     expect(xml).toMatch(
       /<testsuites name="corematrix" tests="4" failures="2" errors="0" skipped="1" time="1.234">/,
@@ -150,4 +164,40 @@ describe('junit.xml', () => {
       expect(cases.filter((c) => c[2].includes('failure')).length).toBeGreaterThanOrEqual(failing);
     },
   );
+});
+
+describe('failureText', () => {
+  it('a VM rejection: verdict, errno, log excerpt, then the relocations needing a guard with their fixes', () => {
+    const t = failureText(
+      program('p', {
+        vm: {
+          verdict: 'rejected',
+          errnoName: 'EINVAL',
+          cause: 'invalid func unknown#195896080 at insn 1 → failed CO-RE relocation struct s.f',
+          logExcerpt: '1: (85) call unknown#195896080',
+        },
+        relocations: [
+          {
+            section: 's',
+            index: 0,
+            function: 'p',
+            insn: 1,
+            kind: 'byte_off',
+            access: 'struct s.f',
+            spec: '0:1',
+            result: 'poisoned',
+            classification: 'needs-guard',
+            fix: 'guard it',
+          },
+        ],
+      }),
+    );
+    expect(t.message).toBe('invalid func unknown#195896080 at insn 1 → failed CO-RE relocation struct s.f');
+    expect(t.body.split('\n')).toEqual([
+      `VM: rejected (EINVAL): ${t.message}`,
+      'verifier log:',
+      '1: (85) call unknown#195896080',
+      'needs a guard: struct s.f — guard it',
+    ]);
+  });
 });

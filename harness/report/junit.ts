@@ -1,12 +1,12 @@
 /**
  * junit.xml from report.json: what CI systems display natively. A testsuite per kernel, a testcase
  * per object × program (classname = the object, name = the program); a failing program carries its
- * cause (the VM's, else the static tier's reasons, with the fixes of relocations that need a
+ * cause (failure type `needs-guard` when unguarded CO-RE accesses alone make it fail, else `failing`) (the VM's, else the static tier's reasons, with the fixes of relocations that need a
  * guard), an infra error is skipped (its truth is unknown), and an object libbpf refuses on a
  * kernel is one failing testcase named `(object)`.
  */
 
-import { programOutcome } from './build.js';
+import { failsOnlyForGuards, programOutcome } from './build.js';
 import type { Report, ReportCell, ReportProgram } from './schema.js';
 
 export interface XmlElement {
@@ -54,7 +54,8 @@ const firstLine = (s: string) => s.split('\n')[0] ?? '';
 export function failureText(p: ReportProgram): { message: string; body: string } {
   const lines: string[] = [];
   let message: string;
-  if (p.vm !== undefined && p.vm.verdict !== 'infra_error' && p.vm.verdict !== 'loaded') {
+  const fromVm = p.vm !== undefined && p.vm.verdict !== 'infra_error' && p.vm.verdict !== 'loaded';
+  if (fromVm && p.vm !== undefined) {
     message = p.vm.cause ?? p.vm.verdict;
     lines.push(
       `VM: ${p.vm.verdict}${p.vm.errnoName === undefined ? '' : ` (${p.vm.errnoName})`}: ${message}`,
@@ -65,7 +66,8 @@ export function failureText(p: ReportProgram): { message: string; body: string }
     message = reasons[0]?.message ?? 'predicted rejected';
     for (const r of reasons) lines.push(`static (${r.source}): ${r.message}`);
   }
-  for (const r of p.relocations) {
+  // The static reasons name the failed relocations and their fixes already.
+  for (const r of fromVm ? p.relocations : []) {
     if (r.classification === 'needs-guard')
       lines.push(`needs a guard: ${r.access}${r.fix === undefined ? '' : ` — ${r.fix}`}`);
   }
@@ -89,7 +91,8 @@ function testcase(cell: ReportCell, p: ReportProgram): XmlElement {
     });
   } else if (programOutcome(p) === 'fails') {
     const { message, body } = failureText(p);
-    tc.children!.push({ name: 'failure', attributes: { message, type: cell.status }, text: body });
+    const type = cell.status === 'error' ? 'error' : failsOnlyForGuards(p) ? 'needs-guard' : 'failing';
+    tc.children!.push({ name: 'failure', attributes: { message, type }, text: body });
   }
   return tc;
 }
