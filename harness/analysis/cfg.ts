@@ -22,12 +22,24 @@ export const BPF_JA = 0x00;
 /** may_goto (BPF_JMP | BPF_JCOND): either way. */
 export const BPF_JCOND = 0xe0;
 
-export const BPF_PSEUDO_MAP_FD = 1;
-export const BPF_PSEUDO_MAP_VALUE = 2;
-export const BPF_PSEUDO_BTF_ID = 3;
-export const BPF_PSEUDO_FUNC = 4;
-export const BPF_PSEUDO_CALL = 1;
-export const BPF_PSEUDO_KFUNC_CALL = 2;
+// src_reg values of calls and 64-bit loads (uapi bpf.h), defined once in the loader's uapi table.
+import {
+  BPF_PSEUDO_BTF_ID,
+  BPF_PSEUDO_CALL,
+  BPF_PSEUDO_FUNC,
+  BPF_PSEUDO_KFUNC_CALL,
+  BPF_PSEUDO_MAP_FD,
+  BPF_PSEUDO_MAP_VALUE,
+} from '../loader/uapi.js';
+
+export {
+  BPF_PSEUDO_BTF_ID,
+  BPF_PSEUDO_CALL,
+  BPF_PSEUDO_FUNC,
+  BPF_PSEUDO_KFUNC_CALL,
+  BPF_PSEUDO_MAP_FD,
+  BPF_PSEUDO_MAP_VALUE,
+};
 
 export interface Insn {
   code: number;
