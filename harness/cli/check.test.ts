@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCorematrix } from '../test-support/cli.js';
 import { defaultDebianKernels } from '../test-support/kernels.js';
 
 const repo = join(import.meta.dirname, '..', '..');
@@ -17,20 +18,7 @@ let dir: string;
 let matrix: string;
 let empty: string;
 
-function corematrix(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: repo });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const corematrix = runCorematrix;
 
 beforeAll(async () => {
   const kernels = await defaultDebianKernels();

@@ -1,35 +1,19 @@
-// `corematrix load` as a user runs it: the built bin/corematrix.js in a process of its own (the test
-// command builds first), exit codes, one-line errors, and a real boot of a Debian kernel under QEMU.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCorematrix } from '../test-support/cli.js';
 import { defaultDebianKernels } from '../test-support/kernels.js';
 import { AGENT_BIN } from '../vm/cell.js';
 
 const repo = join(import.meta.dirname, '..', '..');
-const bin = join(repo, 'bin', 'corematrix.js');
 const minimal = join(repo, 'build', 'cases', 'minimal.bpf.o');
 const changes = join(repo, 'build', 'cases', 'kernel_changes.bpf.o');
 const ready = existsSync(AGENT_BIN) && existsSync(minimal) && existsSync(changes);
 let dir: string;
 let matrix: string;
 
-function corematrix(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: repo });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const corematrix = runCorematrix;
 
 beforeAll(async () => {
   const bookworm = (await defaultDebianKernels()).find((k) => k.name === 'debian-bookworm-6.1')!;
