@@ -96,6 +96,21 @@ describe('qemuArgs', () => {
     );
     expect(args).toContain('file,id=results,path=/t/a,,b/results.bin');
   });
+
+  it("puts more result ports after the first, in order (the guest's ttyS2, ttyS3)", () => {
+    const args = qemuArgs({
+      kernel: '/k/vmlinuz',
+      markers: { started: 's', done: 'd' },
+      accel: 'tcg',
+      timeoutMs: 1,
+      resultFile: '/t/r1.bin',
+      moreResultFiles: ['/t/r2.bin', '/t/x,y/r3.bin'],
+    });
+    const serials = args.flatMap((a, i) => (a === '-serial' ? [args[i + 1]] : []));
+    expect(serials).toEqual(['chardev:console', 'chardev:results', 'chardev:results2', 'chardev:results3']);
+    expect(args).toContain('file,id=results2,path=/t/r2.bin');
+    expect(args).toContain('file,id=results3,path=/t/x,,y/r3.bin');
+  });
 });
 
 describe('consoleTail', () => {

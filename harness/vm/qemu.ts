@@ -91,6 +91,8 @@ export interface BootOptions {
   kernelArgs?: string[];
   /** A second serial port (the guest's ttyS1) written to this file: the init's result channel. */
   resultFile?: string;
+  /** More result ports after `resultFile` (the guest's ttyS2, ttyS3, …), each written to its file. */
+  moreResultFiles?: string[];
   /** Run synchronously if the harness exits or is signalled while the VM runs (remove temporary files). */
   onHarnessExit?: () => void;
   signal?: AbortSignal;
@@ -154,6 +156,10 @@ export function qemuArgs(o: BootOptions): string[] {
       '-serial',
       'chardev:results',
     );
+    (o.moreResultFiles ?? []).forEach((file, i) => {
+      const id = `results${i + 2}`;
+      args.push('-chardev', `file,id=${id},path=${file.replaceAll(',', ',,')}`, '-serial', `chardev:${id}`);
+    });
   }
   return args;
 }

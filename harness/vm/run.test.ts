@@ -141,6 +141,32 @@ describe('runInVm: PVH vmlinux or bzImage', () => {
   });
 });
 
+describe('runInVm: result ports', () => {
+  it('captures ttyS1 … ttyS3 each on its own (resultPorts), and `resultPort: true` still captures ttyS1', async () => {
+    const k = kernels[0]!;
+    const script = [
+      'echo one > /dev/ttyS1',
+      'echo two > /dev/ttyS2',
+      'echo three > /dev/ttyS3',
+      'done_marker',
+      'poweroff -f',
+    ].join('\n');
+    const three = await runInVm({ kernel: k.vmlinuz, ...(await busyboxRun(script)), resultPorts: 3 });
+    expect(three.kind, three.consoleTail).toBe('completed');
+    const text = (b: Uint8Array) => Buffer.from(b).toString();
+    expect(three.resultsByPort?.map(text)).toEqual(['one\r\n', 'two\r\n', 'three\r\n']);
+    expect(text(three.results!)).toBe('one\r\n');
+    const one = await runInVm({
+      kernel: k.vmlinuz,
+      ...(await busyboxRun('echo one > /dev/ttyS1; done_marker; poweroff -f')),
+      resultPort: true,
+    });
+    expect(one.kind, one.consoleTail).toBe('completed');
+    expect(one.resultsByPort?.map(text)).toEqual(['one\r\n']);
+    expect(text(one.results!)).toBe('one\r\n');
+  });
+});
+
 describe('runInVm: faults are outcomes', () => {
   const kernel = (): string => kernels[1]!.vmlinuz; // bookworm 6.1
 

@@ -42,8 +42,14 @@ export interface RunOptions {
   markers?: Markers;
   /** Start/done signs read from the console by the caller (e.g. the agent's hello and done frames). */
   watch?: ConsoleWatch;
-  /** Capture the guest's ttyS1 (the result channel) into `results`. */
+  /** Capture the guest's ttyS1 (the result channel) into `results`; the same as `resultPorts: 1`. */
   resultPort?: boolean;
+  /**
+   * Capture this many result ports, the guest's ttyS1 … ttyS<n>, each into its own entry of
+   * `resultsByPort` (ttyS1's is `results` too): one VM, several inits' channels (e.g. the agent's and
+   * the libbpf loader's). The larger of this and `resultPort` counts.
+   */
+  resultPorts?: number;
   /** KVM or TCG; chosen by the per-process probe when absent. */
   accel?: Accel;
   compress?: 'none' | 'gzip';
@@ -61,8 +67,15 @@ export interface RunOutcome extends VmOutcome {
   accelReason: string;
   /** What QEMU booted: the unpacked vmlinux (PVH) or the file as given, and why not PVH. */
   bootedAs: BootImage;
-  /** What the guest wrote to ttyS1, when `resultPort` was asked for. */
+  /** What the guest wrote to ttyS1, when `resultPort` or `resultPorts` was asked for. */
   results?: Uint8Array;
+  /** What the guest wrote to each result port: [0] is ttyS1 (= `results`), [1] ttyS2, … */
+  resultsByPort?: Uint8Array[];
+}
+
+/** How many result ports a run captures (ttyS1 … ttyS<n>). */
+export function resultPortCount(o: Pick<RunOptions, 'resultPort' | 'resultPorts'>): number {
+  return Math.max(o.resultPort === true ? 1 : 0, Math.max(0, Math.floor(o.resultPorts ?? 0)));
 }
 
 /** The initramfs for a run. */
@@ -87,7 +100,11 @@ export async function runInVm(o: RunOptions): Promise<RunOutcome> {
   try {
     const initrd = path.join(dir, 'initramfs.cpio');
     await fs.writeFile(initrd, runInitramfs(o));
-    const resultFile = o.resultPort === true ? path.join(dir, 'results.bin') : undefined;
+    const ports = resultPortCount(o);
+    const resultFiles = Array.from({ length: ports }, (_, i) =>
+      path.join(dir, i === 0 ? 'results.bin' : `results-${i + 1}.bin`),
+    );
+    const resultFile = resultFiles[0];
     const outcome = await bootVm({
       kernel: image.path,
       initrd,
@@ -99,16 +116,22 @@ export async function runInVm(o: RunOptions): Promise<RunOutcome> {
       ...(o.cpus === undefined ? {} : { cpus: o.cpus }),
       ...(o.kernelArgs === undefined ? {} : { kernelArgs: o.kernelArgs }),
       ...(resultFile === undefined ? {} : { resultFile }),
+      ...(resultFiles.length > 1 ? { moreResultFiles: resultFiles.slice(1) } : {}),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
       ...(o.watch === undefined ? {} : { watch: o.watch }),
       onHarnessExit: () => rmSync(dir, { recursive: true, force: true }),
     });
     const run: RunOutcome = { ...outcome, kernel: o.kernel, accelReason: choice.reason, bootedAs: image };
-    if (resultFile !== undefined) {
-      run.results = await fs.readFile(resultFile).then(
-        (b) => new Uint8Array(b.buffer, b.byteOffset, b.length),
-        () => new Uint8Array(0),
+    if (resultFiles.length > 0) {
+      run.resultsByPort = await Promise.all(
+        resultFiles.map((f) =>
+          fs.readFile(f).then(
+            (b) => new Uint8Array(b.buffer, b.byteOffset, b.length),
+            () => new Uint8Array(0),
+          ),
+        ),
       );
+      run.results = run.resultsByPort[0]!;
     }
     return run;
   } finally {
