@@ -1,4 +1,5 @@
 import { writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isCorematrixError } from '../errors.js';
 import { readInput, withFileSync } from './input.js';
 import type { RelocateOptions } from './objects.js';
@@ -31,7 +32,13 @@ export type Invocation =
       json: boolean;
       strictInfra: boolean;
     }
-  | { command: 'check'; objects: string[]; matrix: string; kernels: string[]; json: boolean };
+  | { command: 'check'; objects: string[]; matrix: string; kernels: string[]; json: boolean }
+  | { command: 'run'; options: import('./run.js').RunCommandOptions }
+  | { command: 'report render'; report: string; out: string; formats: string[] }
+  | { command: 'diff'; old: string; now: string; json: boolean; markdown: boolean }
+  | { command: 'merge'; reports: string[]; out: string }
+  | { command: 'plan'; matrix: string; shards: number; format: 'github' | 'text' }
+  | { command: 'image build'; options: import('./image.js').ImageBuildOptions };
 
 export interface MainIo {
   stdout: Output;
@@ -73,9 +80,10 @@ function processIo(): MainIo {
  * the exit code when parsing ended it (an error, --help, --version).
  */
 export async function parseArguments(argv: string[], io: MainIo): Promise<Invocation | undefined | number> {
-  const { Command, CommanderError, Option } = await import('commander');
+  const commander = await import('commander');
+  const { CommanderError } = commander;
   try {
-    return parseWithCommander(argv, io, Command, Option);
+    return parseWithCommander(argv, io, commander);
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version end parsing the same way as errors do, with exit code 0.
@@ -93,9 +101,15 @@ export async function parseArguments(argv: string[], io: MainIo): Promise<Invoca
 function parseWithCommander(
   argv: string[],
   io: MainIo,
-  Command: typeof import('commander').Command,
-  Option: typeof import('commander').Option,
+  { Command, Option, InvalidArgumentError }: typeof import('commander'),
 ): Invocation | undefined {
+  const positiveInt = (value: string): number => {
+    const n = Number(value);
+    if (!/^[1-9]\d*$/.test(value.trim()) || !Number.isSafeInteger(n)) {
+      throw new InvalidArgumentError(`expected a positive integer, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
   let invocation: Invocation | undefined;
   const program = new Command('corematrix')
     .description('Tells BPF developers on which Linux kernels their CO-RE programs work.')
@@ -251,9 +265,108 @@ function parseWithCommander(
       };
     });
 
+  program
+    .command('run')
+    .description(
+      'Run the matrix: every kernel × object cell on the static tier and (kernels with an image) in a VM; writes report.json, index.html, junit.xml, summary.md',
+    )
+    .addOption(matrixOption())
+    .addOption(
+      new Option('--tier <TIER>', "static, vm or all (default: the matrix's tiers)").choices([
+        'static',
+        'vm',
+        'all',
+      ]),
+    )
+    .option('--kernel <NAME...>', 'only these kernels of the matrix')
+    .option('-t, --case <PATTERN...>', 'only objects whose path contains PATTERN (or matches it as a glob)')
+    .option('--out <DIR>', "where the reports go (default: the matrix's reports, ./reports)")
+    .option('--baseline <REPORT>', 'an earlier report.json: regressions against it fail the run')
+    .option(
+      '--shard <I/N>',
+      'run only shard I of N (deterministic); merge the shards with `corematrix merge`',
+    )
+    .option('--strict-infra', 'exit 1 when infra errors (VM faults) are all that went wrong', false)
+    .option(
+      '--concurrency <N>',
+      "VMs at once (default: the matrix's concurrency, else the CPU count)",
+      positiveInt,
+    )
+    .addOption(new Option('--executor <KIND>', 'where VMs run').choices(['local', 'container']))
+    .action((options: import('./run.js').RunCommandFlags) => {
+      invocation = { command: 'run', options: { ...options, matrix: options.matrix } };
+    });
+
+  const report = program.command('report').description('Reports written by `corematrix run`');
+  report
+    .command('render')
+    .description('Render index.html, junit.xml and summary.md from a report.json alone')
+    .argument('<REPORT>', 'a report.json')
+    .option('--out <DIR>', "where the rendered files go (default: the report's directory)")
+    .addOption(
+      new Option('--format <FORMAT...>', 'html, junit, markdown (default: all three)').choices([
+        'html',
+        'junit',
+        'markdown',
+      ]),
+    )
+    .action((file: string, options: { out?: string; format?: string[] }) => {
+      invocation = {
+        command: 'report render',
+        report: file,
+        out: options.out ?? dirname(file),
+        formats: options.format ?? ['html', 'junit', 'markdown'],
+      };
+    });
+
+  program
+    .command('diff')
+    .description(
+      'Compare two report.json files: regressions (was ok, now failing), fixes, new needs-guard fields, kernels added/removed; exit 1 on regressions',
+    )
+    .argument('<OLD>', 'the baseline report.json')
+    .argument('<NEW>', 'the new report.json')
+    .option('--json', 'print the diff as JSON', false)
+    .option('--markdown', 'print the diff as Markdown', false)
+    .action((old: string, now: string, options: { json: boolean; markdown: boolean }) => {
+      invocation = { command: 'diff', old, now, ...options };
+    });
+
+  program
+    .command('merge')
+    .description('Combine the report.json of every shard into one report (and render it)')
+    .argument('<REPORT...>', "the shards' report.json files")
+    .requiredOption('-o, --out <DIR>', 'where the merged reports go')
+    .action((reports: string[], options: { out: string }) => {
+      invocation = { command: 'merge', reports, out: options.out };
+    });
+
+  program
+    .command('plan')
+    .description(
+      'Print the shards of a run for a CI system (GitHub Actions: a job matrix, one shard per job)',
+    )
+    .addOption(matrixOption())
+    .requiredOption('--shards <N>', 'how many shards', positiveInt)
+    .addOption(new Option('--format <FORMAT>', 'github or text').choices(['github', 'text']).default('text'))
+    .action((options: { matrix: string; shards: number; format: 'github' | 'text' }) => {
+      invocation = { command: 'plan', ...options };
+    });
+
+  const image = program.command('image').description("Container images, built locally from Debian's archive");
+  image
+    .command('build')
+    .description('Build (or reuse) the images a matrix needs: the executor image and toolchain images')
+    .argument('[IMAGE...]', 'images to build (default: all the matrix needs)')
+    .addOption(matrixOption())
+    .option('--rebuild', 'build even when an image with the same content tag exists', false)
+    .action((names: string[], options: { matrix: string; rebuild: boolean }) => {
+      invocation = { command: 'image build', options: { names, ...options } };
+    });
+
   // A group command without its subcommand prints its help and fails; commander then throws
   // with exit code 1, which parseArguments' caller turns into a usage error.
-  for (const command of [program, btf, obj, kernels]) command.exitOverride();
+  for (const command of [program, btf, obj, kernels, report, image]) command.exitOverride();
   program.parse(argv, { from: 'user' });
   return invocation;
 }
@@ -291,6 +404,23 @@ async function run(invocation: Invocation, io: MainIo): Promise<number> {
       io.stderr(`corematrix: ${oneLine(e.describe())}\n`);
       return EXIT.usage;
     }
+  }
+  if (invocation.command === 'run') {
+    const { runCommand } = await import('./run.js');
+    return runCommand(invocation.options, { out, stderr: io.stderr });
+  }
+  if (
+    invocation.command === 'report render' ||
+    invocation.command === 'diff' ||
+    invocation.command === 'merge' ||
+    invocation.command === 'plan'
+  ) {
+    const reports = await import('./report.js');
+    return reports.reportCommand(invocation, { out, stderr: io.stderr });
+  }
+  if (invocation.command === 'image build') {
+    const { imageBuild } = await import('./image.js');
+    return imageBuild(invocation.options, { out, stderr: io.stderr });
   }
   if (invocation.command === 'check') {
     const { checkCommand } = await import('./check.js');
@@ -409,7 +539,21 @@ function inputsOf(invocation: Invocation): string[] {
     case 'kernels list':
     case 'kernels fetch':
     case 'kernels info':
+    case 'plan':
       return [invocation.matrix];
+    case 'run':
+      return [
+        invocation.options.matrix,
+        ...(invocation.options.baseline === undefined ? [] : [invocation.options.baseline]),
+      ];
+    case 'image build':
+      return [invocation.options.matrix];
+    case 'report render':
+      return [invocation.report];
+    case 'diff':
+      return [invocation.old, invocation.now];
+    case 'merge':
+      return invocation.reports;
     default:
       return [invocation.file, invocation.base].filter((f): f is string => f !== undefined);
   }
