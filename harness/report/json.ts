@@ -16,7 +16,14 @@ export function serializeReport(report: Report): string {
 }
 
 export async function writeReport(file: string, report: Report): Promise<void> {
-  const text = serializeReport(report);
+  await writeFileAtomic(file, serializeReport(report));
+}
+
+/**
+ * Writes `text` to `file` through a temporary file beside it, renamed in: a reader sees the old
+ * file or the new one, never half of one. The directory is created if needed.
+ */
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const temp = path.join(
     path.dirname(file),
