@@ -12,7 +12,14 @@ import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, 
 import type { z } from 'zod';
 import { ParseError, UsageError } from '../errors.js';
 import { expandGlob, globProblem } from './glob.js';
-import { type CaseEntry, type KernelEntry, KNOWN_KEYS, matrixSchema, type TIERS } from './schema.js';
+import {
+  type CaseEntry,
+  type CompilerEntry,
+  type KernelEntry,
+  KNOWN_KEYS,
+  matrixSchema,
+  type TIERS,
+} from './schema.js';
 
 export type Tier = (typeof TIERS)[number];
 
@@ -63,6 +70,24 @@ export interface CaseDecl {
   at: Position;
 }
 
+/** A toolchain of the compiler axis (`compilers:`): a Debian suite's clang in a container, or the host's. */
+export type CompilerDecl =
+  | {
+      kind: 'debian';
+      name: string;
+      suite: string;
+      /** The clang package: clang, clang-14, … */
+      clang: string;
+      at: Position;
+    }
+  | {
+      kind: 'host';
+      name: string;
+      /** The command, or its path (absolute). */
+      clang: string;
+      at: Position;
+    };
+
 export interface Matrix {
   /** The matrix file (absolute) and its directory, against which its paths are resolved. */
   file: string;
@@ -75,6 +100,8 @@ export interface Matrix {
   timeouts: { boot: number; load: number };
   /** Absolute directory reports go to. */
   reports: string;
+  /** The compiler axis, when the file has `compilers:`: C sources among the cases are built with each. */
+  compilers?: CompilerDecl[];
 }
 
 export const DEFAULTS = {
@@ -180,6 +207,7 @@ export function parseMatrix(text: string, file: string, options: LoadOptions = {
     return decl;
   });
   if (problems.length > 0) throw new MatrixError(file, problems);
+  const compilers = m.compilers?.map((c, i) => compilerDecl(c, dir, positionOf(['compilers', i])));
   return {
     file: path.resolve(file),
     dir,
@@ -192,6 +220,7 @@ export function parseMatrix(text: string, file: string, options: LoadOptions = {
       load: m.timeouts?.load ?? DEFAULTS.timeouts.load,
     },
     reports: path.resolve(dir, m.reports ?? DEFAULTS.reports),
+    ...(compilers === undefined ? {} : { compilers }),
   };
 }
 
@@ -220,6 +249,16 @@ function kernelDecl(k: KernelEntry, dir: string, at: Position): KernelDecl {
     btf: abs(k.btf),
     config: abs(k.config),
   });
+}
+
+function compilerDecl(c: CompilerEntry, dir: string, at: Position): CompilerDecl {
+  if (c.host === true) {
+    // A path (it has a slash) is relative to the matrix file; a bare command is looked up on PATH.
+    const clang =
+      c.clang === undefined ? 'clang' : c.clang.includes('/') ? path.resolve(dir, c.clang) : c.clang;
+    return { kind: 'host', name: c.name, clang, at };
+  }
+  return { kind: 'debian', name: c.name, suite: c.suite!, clang: c.clang ?? 'clang', at };
 }
 
 function caseDecl(c: CaseEntry, at: Position): CaseDecl {
@@ -304,6 +343,7 @@ function knownKeys(p: readonly PathKey[]): readonly string[] {
   if (p[0] === 'kernels' && p.length === 2) return KNOWN_KEYS.kernel;
   if (p[0] === 'cases' && p.length === 2) return KNOWN_KEYS.case;
   if (p[0] === 'timeouts' && p.length === 1) return KNOWN_KEYS.timeouts;
+  if (p[0] === 'compilers' && p.length === 2) return KNOWN_KEYS.compiler;
   return [];
 }
 

@@ -114,6 +114,45 @@ export const caseSchema = z.union([
   }),
 ]);
 
+/**
+ * A toolchain of the compiler axis: C sources among the cases are built once with each. A Debian
+ * suite's clang runs in a toolchain image made from that suite (harness/build); the host's runs as is.
+ */
+export const compilerSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(NAME, { error: 'expected a name of letters, digits and . _ + - (e.g. "clang-14")' }),
+    suite: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/, { error: 'expected a Debian suite name such as bookworm, trixie or sid' })
+      .optional(),
+    /** Debian: the clang package (clang, clang-14, …); host: the command or its path. */
+    clang: z.string().min(1).optional(),
+    host: z.literal(true, { error: 'expected true (leave host out for Debian toolchains)' }).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.host === true && c.suite !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['suite'],
+        message: `compiler "${c.name}" has two sources: host: true and suite: (keep one)`,
+      });
+    } else if (c.host !== true && c.suite === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `compiler "${c.name}" has no source: give suite: (a Debian suite's clang, in a container) or host: true`,
+      });
+    } else if (c.suite !== undefined && c.clang !== undefined && !/^clang(-[0-9]+)?$/.test(c.clang)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clang'],
+        message: `compiler "${c.name}": clang: is a Debian package here, clang or clang-N (e.g. clang-14), got "${c.clang}"`,
+      });
+    }
+  });
+
 export const TIERS = ['static', 'vm'] as const;
 
 export const matrixSchema = z
@@ -131,6 +170,10 @@ export const matrixSchema = z
       })
       .optional(),
     reports: z.string().min(1).optional(),
+    compilers: z
+      .array(compilerSchema)
+      .min(1, { error: 'expected at least one compiler (or leave compilers out)' })
+      .optional(),
   })
   .superRefine((m, ctx) => {
     const seen = new Map<string, number>();
@@ -142,6 +185,17 @@ export const matrixSchema = z
           code: 'custom',
           path: ['kernels', i, 'name'],
           message: `kernel name "${k.name}" is used twice (first by kernel ${first + 1})`,
+        });
+    });
+    const compilers = new Map<string, number>();
+    m.compilers?.forEach((c, i) => {
+      const first = compilers.get(c.name);
+      if (first === undefined) compilers.set(c.name, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: ['compilers', i, 'name'],
+          message: `compiler name "${c.name}" is used twice (first by compiler ${first + 1})`,
         });
     });
     const tiers = new Set<string>();
@@ -156,6 +210,7 @@ export const matrixSchema = z
 export type MatrixFile = z.infer<typeof matrixSchema>;
 export type KernelEntry = z.infer<typeof kernelSchema>;
 export type CaseEntry = z.infer<typeof caseSchema>;
+export type CompilerEntry = z.infer<typeof compilerSchema>;
 
 /** The schema as JSON Schema (draft 2020-12). */
 export function matrixJsonSchema(): Record<string, unknown> {
@@ -168,4 +223,5 @@ export const KNOWN_KEYS = {
   kernel: Object.keys(kernelSchema.shape),
   case: ['path', 'programs', 'expect'],
   timeouts: ['boot', 'load'],
+  compiler: Object.keys(compilerSchema.shape),
 } as const;
