@@ -5,7 +5,9 @@
  * shard's, `durationMs` the longest shard's (they ran side by side), and `run.shard` is gone.
  *
  * Refused (UsageError): shards of different runs (a kernel or object named alike but different, a
- * different corematrix or matrix), a cell in two shards, and a shard missing or given twice.
+ * different corematrix or matrix), a cell in two shards, and a shard missing or given twice. With
+ * `files` (each shard's file, in the same order), the error names the file at fault: the error's
+ * `file` when it is one shard's, the message when it is two's.
  */
 
 import { UsageError } from '../errors.js';
@@ -17,15 +19,30 @@ function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function union<T extends { name: string }>(what: string, lists: T[][]): T[] {
+/** "shard 2" (or its file), for a message naming two shards. */
+type ShardName = (index: number) => string;
+
+/** A UsageError about one shard: its file, when known, is the error's file. */
+function shardError(message: string, files: readonly string[] | undefined, index: number): UsageError {
+  const file = files?.[index];
+  return new UsageError(message, file === undefined ? undefined : { file });
+}
+
+function union<T extends { name: string }>(
+  what: string,
+  lists: T[][],
+  files: readonly string[] | undefined,
+): T[] {
   const out = new Map<string, T>();
-  for (const list of lists) {
+  for (const [i, list] of lists.entries()) {
     for (const x of list) {
       const had = out.get(x.name);
       if (had === undefined) out.set(x.name, x);
       else if (!sameJson(had, x)) {
-        throw new UsageError(
+        throw shardError(
           `the shards disagree on ${what} ${JSON.stringify(x.name)}: not shards of one run`,
+          files,
+          i,
         );
       }
     }
@@ -33,29 +50,38 @@ function union<T extends { name: string }>(what: string, lists: T[][]): T[] {
   return [...out.values()];
 }
 
-export function mergeReports(shards: readonly Report[]): Report {
+export function mergeReports(shards: readonly Report[], files?: readonly string[]): Report {
   const first = shards[0];
   if (first === undefined) throw new UsageError('no reports to merge');
-  for (const s of shards) {
+  const shardName: ShardName = (i) => files?.[i] ?? `shard ${i + 1}`;
+  for (const [i, s] of shards.entries()) {
     if (s.corematrix.version !== first.corematrix.version || s.run.matrix !== first.run.matrix) {
-      throw new UsageError(
+      throw shardError(
         `the shards come from different runs (corematrix ${s.corematrix.version} vs ${first.corematrix.version}, matrix ${s.run.matrix ?? '-'} vs ${first.run.matrix ?? '-'})`,
+        files,
+        i,
       );
     }
   }
   const sharded = shards.filter((s) => s.run.shard !== undefined);
   if (sharded.length > 0) {
     const count = first.run.shard?.count;
-    const seen = new Set<number>();
-    for (const s of shards) {
+    const seen = new Map<number, number>();
+    for (const [i, s] of shards.entries()) {
       if (s.run.shard === undefined || s.run.shard.count !== count) {
-        throw new UsageError(
+        throw shardError(
           `a shard of ${count ?? '?'} merged with ${s.run.shard === undefined ? 'an unsharded report' : `a shard of ${s.run.shard.count}`}`,
+          files,
+          i,
         );
       }
-      if (seen.has(s.run.shard.index))
-        throw new UsageError(`shard ${s.run.shard.index}/${count} given twice`);
-      seen.add(s.run.shard.index);
+      const twin = seen.get(s.run.shard.index);
+      if (twin !== undefined) {
+        throw new UsageError(
+          `shard ${s.run.shard.index}/${count} given twice${files === undefined ? '' : ` (${shardName(twin)} and ${shardName(i)})`}`,
+        );
+      }
+      seen.set(s.run.shard.index, i);
     }
     const missing = Array.from({ length: count ?? 0 }, (_, i) => i + 1).filter((i) => !seen.has(i));
     if (missing.length > 0)
@@ -64,17 +90,24 @@ export function mergeReports(shards: readonly Report[]): Report {
   const kernels = union(
     'kernel',
     shards.map((s) => s.kernels),
+    files,
   );
   const objects = union(
     'object',
     shards.map((s) => s.objects),
+    files,
   );
-  const cells = new Map<string, Report['cells'][number]>();
-  for (const s of shards) {
+  const cells = new Map<string, { cell: Report['cells'][number]; shard: number }>();
+  for (const [i, s] of shards.entries()) {
     for (const c of s.cells) {
       const k = cellKey(c);
-      if (cells.has(k)) throw new UsageError(`cell ${c.object} on ${c.kernel} is in two shards`);
-      cells.set(k, c);
+      const twin = cells.get(k);
+      if (twin !== undefined) {
+        throw new UsageError(
+          `cell ${c.object} on ${c.kernel} is in two shards${files === undefined ? '' : ` (${shardName(twin.shard)} and ${shardName(i)})`}`,
+        );
+      }
+      cells.set(k, { cell: c, shard: i });
     }
   }
   const tiers = (['static', 'vm'] as const).filter((t) => shards.some((s) => s.run.tiers.includes(t)));
@@ -91,6 +124,10 @@ export function mergeReports(shards: readonly Report[]): Report {
     run,
     kernels,
     objects,
-    cells: sortCells([...cells.values()], kernels, objects),
+    cells: sortCells(
+      [...cells.values()].map((c) => c.cell),
+      kernels,
+      objects,
+    ),
   };
 }
