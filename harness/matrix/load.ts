@@ -15,6 +15,7 @@ import { expandGlob, globProblem } from './glob.js';
 import {
   type CaseEntry,
   type CompilerEntry,
+  type EXECUTORS,
   type KernelEntry,
   KNOWN_KEYS,
   matrixSchema,
@@ -102,7 +103,11 @@ export interface Matrix {
   reports: string;
   /** The compiler axis, when the file has `compilers:`: C sources among the cases are built with each. */
   compilers?: CompilerDecl[];
+  /** Where the VMs run (`executor:`, local by default). */
+  executor: Executor;
 }
+
+export type Executor = (typeof EXECUTORS)[number];
 
 export const DEFAULTS = {
   flavor: 'cloud-amd64',
@@ -221,6 +226,7 @@ export function parseMatrix(text: string, file: string, options: LoadOptions = {
     },
     reports: path.resolve(dir, m.reports ?? DEFAULTS.reports),
     ...(compilers === undefined ? {} : { compilers }),
+    executor: m.executor ?? 'local',
   };
 }
 

@@ -155,6 +155,9 @@ export const compilerSchema = z
 
 export const TIERS = ['static', 'vm'] as const;
 
+/** Where a matrix's VMs run: QEMU on this host, or QEMU in a container of the executor image. */
+export const EXECUTORS = ['local', 'container'] as const;
+
 export const matrixSchema = z
   .strictObject({
     kernels: z.array(kernelSchema).min(1, { error: 'expected at least one kernel' }),
@@ -174,6 +177,8 @@ export const matrixSchema = z
       .array(compilerSchema)
       .min(1, { error: 'expected at least one compiler (or leave compilers out)' })
       .optional(),
+    /** Where VMs run: QEMU on this host (local, the default) or in a container (harness/container). */
+    executor: z.enum(EXECUTORS, { error: 'expected local or container (where the VMs run)' }).optional(),
   })
   .superRefine((m, ctx) => {
     const seen = new Map<string, number>();
