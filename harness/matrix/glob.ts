@@ -126,3 +126,20 @@ function walk(dir: string, segments: string[], found: Set<string>): void {
     } else if (entry.dir) walk(next, rest, found);
   }
 }
+
+/** Whether a relative path matches a pattern (same syntax as expandGlob), without the file system. */
+export function matchesGlob(pattern: string, file: string): boolean {
+  if (globProblem(pattern) !== undefined) return false;
+  const match = (segments: string[], parts: string[]): boolean => {
+    const [segment, ...rest] = segments;
+    if (segment === undefined) return parts.length === 0;
+    if (segment === '**') {
+      return parts.some((_, i) => match(rest, parts.slice(i))) || match(rest, []);
+    }
+    const [part, ...more] = parts;
+    if (part === undefined) return false;
+    if (part.startsWith('.') && !segment.startsWith('.') && hasMagic(segment)) return false;
+    return (hasMagic(segment) ? segmentRegExp(segment).test(part) : segment === part) && match(rest, more);
+  };
+  return match(pattern.split('/').filter((s) => s !== ''), file.split('/').filter((s) => s !== ''));
+}

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ParseError, UsageError } from '../errors.js';
+import { type Expectation, namedKernels, parseExpectEntry } from './expect.js';
 import { expandGlob, globProblem } from './glob.js';
 import {
   type CaseEntry,
@@ -67,9 +68,12 @@ export interface CaseDecl {
   /** The matches, sorted; empty when the matrix was loaded without checking cases. */
   files: CaseFile[];
   programs?: string[];
-  expect?: unknown;
+  /** What its programs are expected to do (expect.ts), each where the matrix states it. */
+  expect?: CaseExpectation[];
   at: Position;
 }
+
+export type CaseExpectation = Expectation & { at: Position };
 
 /** A toolchain of the compiler axis (`compilers:`): a Debian suite's clang in a container, or the host's. */
 export type CompilerDecl =
@@ -201,6 +205,24 @@ export function parseMatrix(text: string, file: string, options: LoadOptions = {
   const problems: MatrixProblem[] = [];
   const cases = m.cases.map((c, i) => {
     const decl = caseDecl(c, positionOf(typeof c === 'string' ? ['cases', i] : ['cases', i, 'path']));
+    if (typeof c !== 'string' && c.expect !== undefined) {
+      decl.expect = c.expect.flatMap((entry, j) => {
+        const parsed = parseExpectEntry(entry);
+        const at = positionOf(['cases', i, 'expect', j]);
+        if ('problems' in parsed) return [];
+        for (const e of parsed.expectations) {
+          const known = kernels.map((k) => k.name);
+          for (const name of namedKernels(e).filter((n) => !known.includes(n))) {
+            const close = closest(name, known);
+            problems.push({
+              ...at,
+              message: `cases[${i}].expect[${j}]: no kernel named ${JSON.stringify(name)}${close === undefined ? '' : ` (did you mean ${close}?)`}; the matrix has: ${known.join(', ')}`,
+            });
+          }
+        }
+        return parsed.expectations.map((e) => ({ ...e, at }));
+      });
+    }
     if (options.checkCases !== false) {
       const found = expandCase(decl, dir);
       if (typeof found === 'string') problems.push({ ...decl.at, message: found });
@@ -271,7 +293,6 @@ function caseDecl(c: CaseEntry, at: Position): CaseDecl {
   if (typeof c === 'string') return { pattern: c, files: [], at };
   const decl: CaseDecl = { pattern: c.path, files: [], at };
   if (c.programs !== undefined) decl.programs = c.programs;
-  if (c.expect !== undefined) decl.expect = c.expect;
   return decl;
 }
 
@@ -348,6 +369,7 @@ function knownKeys(p: readonly PathKey[]): readonly string[] {
   if (p.length === 0) return KNOWN_KEYS.root;
   if (p[0] === 'kernels' && p.length === 2) return KNOWN_KEYS.kernel;
   if (p[0] === 'cases' && p.length === 2) return KNOWN_KEYS.case;
+  if (p[0] === 'cases' && p[2] === 'expect' && p.length === 4) return KNOWN_KEYS.expect;
   if (p[0] === 'timeouts' && p.length === 1) return KNOWN_KEYS.timeouts;
   if (p[0] === 'compilers' && p.length === 2) return KNOWN_KEYS.compiler;
   return [];

@@ -6,6 +6,7 @@
  */
 
 import { z } from 'zod';
+import { EXPECT_KEYS, parseExpectEntry } from './expect.js';
 
 /** Names of kernels: used on the command line and in report file names. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -103,14 +104,23 @@ export const kernelSchema = z
     });
   });
 
+/** One entry of a case's `expect:`: the keys are checked here, the rest by parseExpectEntry. */
+const expectEntrySchema = z
+  .strictObject(Object.fromEntries(EXPECT_KEYS.map((k) => [k, z.unknown().optional()])))
+  .superRefine((entry, ctx) => {
+    const parsed = parseExpectEntry(entry);
+    if ('problems' in parsed)
+      for (const p of parsed.problems) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+  });
+
 export const caseSchema = z.union([
   z.string().min(1),
   z.strictObject({
     path: z.string().min(1),
     /** Only these programs of the matched objects (by function name); default all. */
     programs: z.array(z.string().min(1)).min(1).optional(),
-    /** What the programs are expected to do on which kernels; defined by a later issue. */
-    expect: z.unknown().optional(),
+    /** What the programs are expected to do on which kernels (expect.ts has the grammar). */
+    expect: z.array(expectEntrySchema).min(1).optional(),
   }),
 ]);
 
@@ -227,6 +237,7 @@ export const KNOWN_KEYS = {
   root: Object.keys(matrixSchema.shape),
   kernel: Object.keys(kernelSchema.shape),
   case: ['path', 'programs', 'expect'],
+  expect: [...EXPECT_KEYS],
   timeouts: ['boot', 'load'],
   compiler: Object.keys(compilerSchema.shape),
 } as const;
