@@ -3,6 +3,7 @@
  * the toolchain images of its compiler axis. Pure: names and specs, no engine.
  */
 
+import { matrixToolchainImages } from '../build/images.js';
 import { UsageError } from '../errors.js';
 import type { Matrix } from '../matrix/load.js';
 import type { ImageSpec } from './image.js';
@@ -21,8 +22,8 @@ export const BUILTIN_IMAGES: readonly ImageSpec[] = [EXECUTOR_IMAGE];
  * The toolchain images of a matrix's compiler axis (`compilers:`), one per containerized
  * toolchain. The compiler axis (issue 8, part 2) declares them here.
  */
-export function toolchainImages(_matrix: Matrix): ImageSpec[] {
-  return [];
+export function toolchainImages(matrix: Matrix): ImageSpec[] {
+  return matrixToolchainImages(matrix);
 }
 
 /** The images a matrix needs, in a stable order: the executor image first when it runs VMs in containers. */
