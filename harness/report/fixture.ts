@@ -1,6 +1,6 @@
 /**
  * Test support: the static tier's report for the case suite × the four default Debian kernels
- * (staticVerdicts, no boot), built once per test file.
+ * (staticVerdicts, no boot), built once per test file; and the same for any objects.
  */
 
 import { createHash } from 'node:crypto';
@@ -36,52 +36,58 @@ export async function staticSuiteReport(): Promise<Report> {
 
 /** What the static tier produced for it, before buildReport. */
 export function staticSuiteInput(): Promise<BuildInput> {
-  cached ??= (async () => {
-    const kernels = await defaultDebianKernels();
-    const files = caseObjects();
-    const objects = files.map((file) => {
-      const bytes = readFileSync(path.join(repo, file));
-      return {
-        file,
-        bytes,
-        obj: parseBpfObject(new Uint8Array(bytes), { path: file }),
-        sha256: createHash('sha256').update(bytes).digest('hex'),
-      };
-    });
-    const cells: CellInput[] = [];
-    const reportKernels: BuildInput['kernels'] = [];
-    const t0 = performance.now();
-    for (const k of kernels) {
-      const btfBytes = readFileSync(k.btf!);
-      const config = readFileSync(k.config, 'latin1');
-      const kernel = { btf: Btf.parse(new Uint8Array(btfBytes)), config, release: k.release };
-      const kconfig = rawKconfig(config);
-      reportKernels.push({
-        name: k.name,
-        source: `Debian ${k.suite} cloud-amd64`,
-        release: k.release,
-        arch: 'x86_64',
-        btfSha256: createHash('sha256').update(btfBytes).digest('hex'),
-      });
-      for (const o of objects) {
-        const ts = performance.now();
-        const verdicts = staticVerdicts({ name: o.file, obj: o.obj, kernelName: k.name, kernel, kconfig });
-        cells.push({
-          kernel: k.name,
-          object: o.file,
-          static: verdicts,
-          staticMs: Math.round(performance.now() - ts),
-        });
-      }
-    }
-    return {
-      corematrixVersion: '0.1.0',
-      tiers: ['static'],
-      durationMs: Math.round(performance.now() - t0),
-      kernels: reportKernels,
-      objects: objects.map((o) => ({ name: o.file, path: o.file, sha256: o.sha256 })),
-      cells,
-    } satisfies BuildInput;
-  })();
+  cached ??= staticReportInput(
+    caseObjects().map((file) => ({ file, bytes: readFileSync(path.join(repo, file)) })),
+  );
   return cached;
+}
+
+/**
+ * The static tier on `objects` × the default Debian kernels, before buildReport; each object is
+ * named by its `file` in the report.
+ */
+export async function staticReportInput(
+  objectFiles: readonly { file: string; bytes: Uint8Array }[],
+): Promise<BuildInput> {
+  const kernels = await defaultDebianKernels();
+  const objects = objectFiles.map(({ file, bytes }) => ({
+    file,
+    bytes,
+    obj: parseBpfObject(new Uint8Array(bytes), { path: file }),
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+  }));
+  const cells: CellInput[] = [];
+  const reportKernels: BuildInput['kernels'] = [];
+  const t0 = performance.now();
+  for (const k of kernels) {
+    const btfBytes = readFileSync(k.btf!);
+    const config = readFileSync(k.config, 'latin1');
+    const kernel = { btf: Btf.parse(new Uint8Array(btfBytes)), config, release: k.release };
+    const kconfig = rawKconfig(config);
+    reportKernels.push({
+      name: k.name,
+      source: `Debian ${k.suite} cloud-amd64`,
+      release: k.release,
+      arch: 'x86_64',
+      btfSha256: createHash('sha256').update(btfBytes).digest('hex'),
+    });
+    for (const o of objects) {
+      const ts = performance.now();
+      const verdicts = staticVerdicts({ name: o.file, obj: o.obj, kernelName: k.name, kernel, kconfig });
+      cells.push({
+        kernel: k.name,
+        object: o.file,
+        static: verdicts,
+        staticMs: Math.round(performance.now() - ts),
+      });
+    }
+  }
+  return {
+    corematrixVersion: '0.1.0',
+    tiers: ['static'],
+    durationMs: Math.round(performance.now() - t0),
+    kernels: reportKernels,
+    objects: objects.map((o) => ({ name: o.file, path: o.file, sha256: o.sha256 })),
+    cells,
+  } satisfies BuildInput;
 }
