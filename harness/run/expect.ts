@@ -24,6 +24,7 @@ import {
   releaseMatches,
   versionNumbers,
 } from '../matrix/expect.js';
+import { essentialName } from '../core/names.js';
 import { programOutcome } from '../report/build.js';
 import type { Report, ReportCell, ReportKernel, ReportProgram } from '../report/schema.js';
 
@@ -56,6 +57,21 @@ export function selectsKernel(s: KernelSelector, k: ReportKernel): boolean | 'un
 }
 
 const rank = (c: Classification) => CLASSIFICATIONS.indexOf(c);
+
+/**
+ * An access with its type's flavor dropped, as libbpf matches types by their essential name:
+ * `struct request___pre517.rq_disk` → `struct request.rq_disk`.
+ */
+export function essentialAccess(access: string): string {
+  const m = /^(\S+ )([^.\s]+)(.*)$/s.exec(access);
+  if (m === null) return access;
+  return `${m[1]}${essentialName(m[2]!)}${m[3]}`;
+}
+
+/** Whether a relocation's access is the field an expectation names (flavors or not). */
+export function sameField(access: string, field: string): boolean {
+  return access === field || essentialAccess(access) === field;
+}
 
 function why(p: ReportProgram): string {
   if (p.vm !== undefined && p.vm.verdict !== 'infra_error')
@@ -129,7 +145,7 @@ export function evaluateExpectation(
       }
       case 'field': {
         for (const p of programsOf(cell, e, failures)) {
-          const mine = p.relocations.filter((r) => r.access === e.field);
+          const mine = p.relocations.filter((r) => sameField(r.access, e.field));
           if (mine.length === 0) continue;
           fieldSeen = true;
           const worst = mine.reduce((a, b) => (rank(b.classification) > rank(a.classification) ? b : a));

@@ -33,7 +33,7 @@ export interface PlannedKernel {
 }
 
 export interface PlannedObject {
-  /** The name reports use: the path relative to the matrix's directory. */
+  /** The name reports use: the path relative to the matrix's directory (absolute when outside it). */
   name: string;
   /** Absolute path of the object. */
   path: string;
@@ -83,6 +83,12 @@ export function caseMatches(pattern: string, object: PlannedObject): boolean {
   return names.some((n) => n.includes(pattern) || matchesGlob(pattern, n) || matchesGlob(`**/${pattern}`, n));
 }
 
+/** A file as reports name it: relative to the matrix's directory when inside it, else absolute. */
+function reportName(dir: string, file: string): string {
+  const rel = path.relative(dir, file);
+  return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
+}
+
 /** The objects of the matrix: every case glob's files, each once, `programs:` and `expect:` merged. */
 export function matrixObjects(matrix: Matrix): PlannedObject[] {
   const byPath = new Map<string, PlannedObject & { all: boolean }>();
@@ -92,12 +98,12 @@ export function matrixObjects(matrix: Matrix): PlannedObject[] {
       let o = byPath.get(file);
       if (o === undefined) {
         o = {
-          name: path.relative(matrix.dir, file) || file,
+          name: reportName(matrix.dir, file),
           path: file,
           expect: [],
           all: false,
         };
-        if (f.kind === 'source') o.source = path.relative(matrix.dir, f.path);
+        if (f.kind === 'source') o.source = reportName(matrix.dir, f.path);
         byPath.set(file, o);
       }
       if (c.programs === undefined) o.all = true;
