@@ -8,7 +8,7 @@
  * when NEW has regressions against OLD.
  */
 
-import { NotSupportedError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { diffReports } from '../report/diff.js';
 import { renderDiffText } from '../report/diff-text.js';
 import { readReport } from '../report/json.js';
@@ -25,10 +25,6 @@ export interface ReportIo {
 }
 
 type ReportInvocation = Extract<Invocation, { command: 'report render' | 'diff' | 'merge' | 'plan' }>;
-type PlanInvocation = Extract<Invocation, { command: 'plan' }>;
-
-/** `corematrix plan`, as harness/cli/run.ts exports it once the runner has it. */
-type PlanCommand = (invocation: PlanInvocation, io: ReportIo) => Promise<number>;
 
 export async function reportCommand(invocation: ReportInvocation, io: ReportIo): Promise<number> {
   switch (invocation.command) {
@@ -39,16 +35,9 @@ export async function reportCommand(invocation: ReportInvocation, io: ReportIo):
     case 'merge':
       return merge(invocation, io);
     case 'plan': {
-      // Looked up rather than imported by name: plan is the runner's (it knows the matrix's cells),
-      // and until run.ts exports it this command says so instead of failing to build.
-      const run = (await import('./run.js')) as { planCommand?: PlanCommand };
-      if (run.planCommand === undefined) {
-        throw new NotSupportedError(
-          'plan',
-          'corematrix plan is not built yet (planCommand in harness/cli/run.ts)',
-        );
-      }
-      return run.planCommand(invocation, io);
+      // plan is the runner's: it knows the matrix and its cells.
+      const { planCommand } = await import('./run.js');
+      return planCommand(invocation, io);
     }
   }
 }
