@@ -18,6 +18,7 @@ import { connectEngine, engineAvailable, OWNER_LABEL, ownerId } from '../contain
 import { parseMatrix } from '../matrix/load.js';
 import { buildReport, type CellInput } from '../report/build.js';
 import { type Report, ReportSchema } from '../report/schema.js';
+import { runCorematrix } from '../test-support/cli.js';
 import { testCacheRoot } from '../test-support/kernels.js';
 import { type BuiltObject, buildCaseObjects } from './build.js';
 import { buildErrorCells, reportObject } from './report.js';
@@ -180,6 +181,16 @@ describe.skipIf(skip !== undefined)('compilers: bookworm clang-14 in a container
     // The same source with clang 19 is checked like any object.
     const newer = report.cells.filter((c) => c.object === 'cases/types.bpf.c@clang-19');
     expect(newer.map((c) => c.status)).toEqual(['ok', 'ok']);
+  });
+
+  test('corematrix image build --matrix: the toolchain image is one the matrix needs, reused by its tag', async () => {
+    const file = path.join(out, 'compilers.yaml');
+    writeFileSync(file, MATRIX);
+    const r = await runCorematrix('image', 'build', '--matrix', file);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^corematrix\/toolchain-bookworm-clang-14:[0-9a-f]{16}\treused\t[0-9.]+ s\n$/);
+    console.log(`corematrix image build (toolchain image reused): ${r.stdout.trim().split('\t')[2]}`);
   });
 
   test('built again: every object and failure from the cache, no container started', {
