@@ -240,7 +240,7 @@ cases:
   - objs/**/*.bpf.o
   - path: objs/src.bpf.c
     programs: [handle]
-    expect: { anything: [1, 2] }
+    expect: [{ loads: all }]
 `,
     );
     expect(m.kernels).toEqual([
@@ -275,7 +275,7 @@ cases:
     expect(m.cases[1]).toMatchObject({
       pattern: 'objs/src.bpf.c',
       programs: ['handle'],
-      expect: { anything: [1, 2] },
+      expect: [{ kind: 'loads', kernels: { kind: 'all' }, text: 'every program loads on all kernels' }],
       files: [
         {
           kind: 'source',
@@ -313,7 +313,8 @@ cases:
     ]);
     const objects = m.cases.flatMap((c) => c.files.map((f) => path.relative(repo, f.path)));
     const sources = expandGlob('cases/*.bpf.c', repo).map((f) => `build/cases/${path.basename(f, '.c')}.o`);
-    expect(objects).toEqual(sources.sort());
+    // Entries with expectations name objects the glob holds too: each object counts once.
+    expect([...new Set(objects)].sort()).toEqual(sources.sort());
   });
 
   test('the JSON Schema names every key', () => {
