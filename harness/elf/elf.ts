@@ -95,6 +95,15 @@ export interface ElfRelocation {
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 /**
+ * Fills bytes [offset, offset + length) of the buffer an Elf was parsed from with the file's
+ * contents (a range within the buffer). For a file that is not read whole: the Elf asks for each
+ * range right before it first looks at it — the file header, the section headers, the contents of
+ * the sections it is asked about — and never for the rest. A BPF object's DWARF is ~95% of its
+ * bytes and CO-RE relocation never reads it.
+ */
+export type ElfFill = (offset: number, length: number) => void;
+
+/**
  * A read-only ELF64 file over a Uint8Array, either byte order. Parsing reads the file header and the
  * section headers (checking their bounds and names) and nothing else; section contents are
  * subarrays of the input (never copies), and symbol and relocation tables are decoded on first use.
@@ -107,22 +116,31 @@ export class Elf {
   readonly littleEndian: boolean;
 
   private readonly view: DataView;
+  private readonly fill: ElfFill | undefined;
+  /** With `fill`: the sections whose contents are in `bytes` already. */
+  private readonly filled = new Set<number>();
   private readonly byName = new Map<string, ElfSection>();
   private readonly stringTables = new Map<number, ElfStringTable>();
   private readonly symbolCache = new Map<number, readonly ElfSymbol[]>();
 
-  private constructor(bytes: Uint8Array) {
+  private constructor(bytes: Uint8Array, fill: ElfFill | undefined) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.fill = fill;
+    this.need(0, ELF64_EHDR_SIZE);
     this.littleEndian = identify(bytes);
     this.header = this.readHeader();
     this.sections = this.readSections();
     for (const s of this.sections) if (!this.byName.has(s.name)) this.byName.set(s.name, s);
   }
 
-  /** Parses an ELF64 file. ELF32 → NotSupportedError; anything malformed → ParseError('elf'). */
-  static parse(bytes: Uint8Array): Elf {
-    return new Elf(bytes);
+  /**
+   * Parses an ELF64 file. ELF32 → NotSupportedError; anything malformed → ParseError('elf').
+   * `bytes` is the whole file, or, with `fill`, a buffer of the file's size that `fill` fills in as
+   * the Elf needs it (the answers are the same either way; `bytes` then holds only what was used).
+   */
+  static parse(bytes: Uint8Array, fill?: ElfFill): Elf {
+    return new Elf(bytes, fill);
   }
 
   /** Whether `bytes` starts with the ELF magic (any class or byte order). */
@@ -164,6 +182,7 @@ export class Elf {
   /** A section's bytes: a view into the input, not a copy. */
   contents(section: ElfSection): Uint8Array {
     if (section.type === SHT.NOBITS) return this.bytes.subarray(0, 0);
+    this.needSection(section);
     return this.bytes.subarray(section.offset, section.offset + section.size);
   }
 
@@ -228,6 +247,7 @@ export class Elf {
     }
     const entsize = rela ? ELF64_RELA_SIZE : ELF64_REL_SIZE;
     this.checkTableShape(section, entsize);
+    this.needSection(section);
     const symtab = this.sectionAt(section.link, {
       what: 'sh_link (symbol table)',
       section: label,
@@ -320,6 +340,7 @@ export class Elf {
         },
       );
     }
+    this.need(header.shoff, ELF64_SHDR_SIZE);
     if (header.shnum === 0) header.shnum = this.u64AsOffset(header.shoff + 32, 'section 0 sh_size (e_shnum)');
     if (header.shstrndx === SHN.XINDEX) header.shstrndx = v.getUint32(header.shoff + 40, le);
     const end = header.shoff + header.shnum * ELF64_SHDR_SIZE;
@@ -347,6 +368,7 @@ export class Elf {
     const v = this.view;
     const le = this.littleEndian;
     const fileSize = this.bytes.length;
+    this.need(shoff, shnum * ELF64_SHDR_SIZE);
     const sections: ElfSection[] = new Array(shnum);
     for (let i = 0; i < shnum; i++) {
       const h = shoff + i * ELF64_SHDR_SIZE;
@@ -410,6 +432,8 @@ export class Elf {
     });
     const count = table.size / ELF64_SYM_SIZE;
     const extended = this.sections.find((s) => s.type === SHT.SYMTAB_SHNDX && s.link === table.index);
+    this.needSection(table);
+    if (extended !== undefined) this.needSection(extended);
     const v = this.view;
     const le = this.littleEndian;
     const symbols: ElfSymbol[] = new Array(count);
@@ -439,6 +463,19 @@ export class Elf {
       };
     }
     return symbols;
+  }
+
+  /** With a `fill`: makes sure bytes [offset, offset + length) (within the file) are read. */
+  private need(offset: number, length: number): void {
+    if (this.fill === undefined) return;
+    const end = Math.min(offset + length, this.bytes.length);
+    if (end > offset) this.fill(offset, end - offset);
+  }
+
+  private needSection(section: ElfSection): void {
+    if (this.fill === undefined || this.filled.has(section.index) || section.type === SHT.NOBITS) return;
+    this.filled.add(section.index);
+    this.need(section.offset, section.size);
   }
 
   /** A table of fixed-size entries must declare that size and hold a whole number of them. */

@@ -1,5 +1,5 @@
 import { Btf } from '../btf/btf.js';
-import { Elf, type ElfSection, sectionLabel } from '../elf/elf.js';
+import { Elf, type ElfFill, type ElfSection, sectionLabel } from '../elf/elf.js';
 import { ParseError } from '../errors.js';
 import { type BtfExt, parseBtfExt } from './btf-ext.js';
 import { type AttachTarget, attachTargetOf, findSectionDef, SEC, type SectionDef } from './sections.js';
@@ -64,11 +64,12 @@ export interface CoreBpfObject {
 
 /**
  * bpf_object__open's first stage (elf_collect, as far as CO-RE needs): ELF sections and symbols,
- * programs, .BTF and .BTF.ext, license and version. Pure: takes the file's bytes. Fails where
+ * programs, .BTF and .BTF.ext, license and version. Pure: takes the file's bytes, or a buffer of
+ * the file's size and the `fill` that reads the parts used (see Elf.parse). Fails where
  * `parseBpfObject` fails, with the same errors.
  */
-export function parseCoreObject(bytes: Uint8Array): CoreBpfObject {
-  const elf = Elf.parse(bytes);
+export function parseCoreObject(bytes: Uint8Array, fill?: ElfFill): CoreBpfObject {
+  const elf = Elf.parse(bytes, fill);
   if (elf.header.machine !== EM_BPF) {
     throw new ParseError('bpf-object', `not a BPF object (e_machine ${elf.header.machine}, want ${EM_BPF})`, {
       offset: 18,
