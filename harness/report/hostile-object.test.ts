@@ -11,21 +11,19 @@
  * names travel from the ELF through the BTF reader, the CO-RE engine and the guard analysis.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Elf } from '../elf/elf.js';
 import { parseBpfObject } from '../object/object.js';
+import { launchChromium } from '../test-support/chromium.js';
 import { buildReport } from './build.js';
 import { staticReportInput } from './fixture.js';
 import type { Report } from './schema.js';
 import { writeReportSet } from './write.js';
 
 const repo = path.join(import.meta.dirname, '..', '..');
-const CHROMIUM = '/usr/bin/chromium';
 const CLANG = 'clang-19';
 
 const SCRIPT_BREAK = '</script><script>window.__pwned=1</script>';
@@ -189,35 +187,12 @@ describe('a BPF object whose BTF names are HTML and script', () => {
   });
 
   it('index.html runs nothing and shows every name literally: grid, drill-down, per-field view', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
-    const profile = await fs.mkdtemp(path.join(os.tmpdir(), 'corematrix-chromium-'));
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-      offline: true,
-    });
+    const browser = await launchChromium();
     try {
-      const page = await context.newPage();
-      const problems: string[] = [];
-      const requests: string[] = [];
-      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      page.on('console', (m) => {
-        if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-      });
-      page.on('dialog', (d) => {
-        problems.push(`dialog: ${d.message()}`);
-        void d.dismiss();
-      });
-      page.on('request', (q) => requests.push(q.url()));
-      await page.goto(pathToFileURL(path.join(dir, 'reports', 'index.html')).href);
-      await page.locator('#grid').waitFor({ timeout: 5_000 });
+      const { page, problems, requests } = await browser.open(
+        path.join(dir, 'reports', 'index.html'),
+        '#grid',
+      );
       await expect(page.locator('#grid button.cell').count()).resolves.toBe(report.kernels.length);
 
       // Drill-down: the first cell's program and its relocations.
@@ -254,8 +229,7 @@ describe('a BPF object whose BTF names are HTML and script', () => {
       expect(requests.every((u) => u.startsWith('file://'))).toBe(true);
       expect(problems).toEqual([]);
     } finally {
-      await context.close();
-      await fs.rm(profile, { recursive: true, force: true });
+      await browser.close();
     }
   });
 
