@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isMatrixError, type MatrixError, parseMatrix } from '../matrix/load.js';
 import { parseBpfObject } from '../object/object.js';
+import { compilerAxisObjects } from './axis.js';
 import { buildCaseObjects } from './build.js';
 import { buildErrorCells, reportObject } from './report.js';
 
@@ -92,6 +93,12 @@ describe.skipIf(!clangs)('host toolchains (clang-19 and clang-14 on PATH)', () =
         parseBpfObject(new Uint8Array(readFileSync(g.path!)), { path: g.path! }).programs.map((p) => p.name),
       ).toEqual(['good']);
     }
+    // Where the plan expects them before building: same names, same places.
+    const planned = compilerAxisObjects(matrix, goodNew!.source);
+    expect(planned).toEqual([
+      { name: 'src/good.bpf.c@new', path: goodNew!.path, compiler: 'new' },
+      { name: 'src/good.bpf.c@old', path: goodOld!.path, compiler: 'old' },
+    ]);
     // Two compilers, two different objects (their DWARF names the producer).
     expect(goodNew!.sha256).not.toBe(goodOld!.sha256);
 
@@ -148,6 +155,16 @@ describe.skipIf(!clangs)('host toolchains (clang-19 and clang-14 on PATH)', () =
       [true, undefined],
       [true, undefined],
     ]);
+  });
+
+  test('sources: only those are built', async () => {
+    const matrix = parseMatrix(
+      `kernels: [{ name: k, host: true }]\ncases: [cases/minimal.bpf.c, cases/kprobe.bpf.c]\ncompilers: [{ name: host, host: true, clang: clang-19 }]\n`,
+      path.join(repo, 'matrix.yaml'),
+    );
+    const only = path.join(repo, 'cases', 'kprobe.bpf.c');
+    const built = await buildCaseObjects(matrix, { outDir: path.join(dir, 'only'), sources: [only] });
+    expect(built.map((b) => b.name)).toEqual(['cases/kprobe.bpf.c@host']);
   });
 
   test('a damaged object in the cache is built again', async () => {

@@ -18,6 +18,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { sha256, writeFileAtomic } from '../kernels/cache.js';
 import type { CompilerDecl, Matrix } from '../matrix/load.js';
+import { defaultOutDir, objectPathFor, relativeName } from './axis.js';
 import { compileArgs, firstErrorLine, flagsForKey } from './flags.js';
 import { hashTree, hostToolchain, type Toolchain } from './toolchain.js';
 
@@ -41,6 +42,8 @@ export interface BuiltObject {
 export interface BuildOptions {
   /** Where objects go (default `<matrix dir>/build/compilers`); a directory per compiler below it. */
   outDir?: string;
+  /** Only these sources (absolute paths, e.g. those a run's plan kept); default every source of the cases. */
+  sources?: readonly string[];
   /** Compilations at once per toolchain (default the matrix's concurrency). */
   concurrency?: number;
   /** One line per step, for people ("clang-14: built cases/minimal.bpf.c"). */
@@ -96,9 +99,9 @@ export async function buildCaseObjects(matrix: Matrix, options: BuildOptions = {
   if (compilers.length === 0) return [];
   const sourceFiles = [
     ...new Set(matrix.cases.flatMap((c) => c.files.filter((f) => f.kind === 'source').map((f) => f.path))),
-  ];
+  ].filter((f) => options.sources === undefined || options.sources.includes(f));
   if (sourceFiles.length === 0) return [];
-  const outRoot = path.resolve(options.outDir ?? path.join(matrix.dir, 'build', 'compilers'));
+  const outRoot = path.resolve(options.outDir ?? defaultOutDir(matrix));
   const inputs = await sourceInputs(sourceFiles, matrix.dir);
   const concurrency = Math.max(1, options.concurrency ?? matrix.concurrency);
   const readOnly = uniqueDirs(inputs.flatMap((i) => [path.dirname(i.source), ...i.includeDirs]));
@@ -169,12 +172,6 @@ async function siblingHeaders(dir: string): Promise<[string, string][]> {
   );
 }
 
-/** A path as the report names it: relative to the matrix directory when under it, else absolute. */
-function relativeName(file: string, dir: string): string {
-  const rel = path.relative(dir, file);
-  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
-}
-
 /** Directories, without those inside another of them. */
 function uniqueDirs(dirs: string[]): string[] {
   const sorted = [...new Set(dirs.map((d) => path.resolve(d)))].sort();
@@ -203,12 +200,6 @@ async function buildAll(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, inputs.length) }, worker));
   return results;
-}
-
-/** Where a source's object goes: its path under the matrix directory, `.c` → `.o`. */
-export function objectPathFor(outDir: string, relative: string): string {
-  const inside = path.isAbsolute(relative) ? path.join('_abs', relative) : relative;
-  return path.join(outDir, inside.replace(/\.c$/, '.o'));
 }
 
 async function buildOne(
