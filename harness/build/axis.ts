@@ -4,7 +4,7 @@
  */
 
 import path from 'node:path';
-import type { Matrix } from '../matrix/load.js';
+import type { CaseFile, Matrix } from '../matrix/load.js';
 
 /** Where objects go unless told otherwise: `build/compilers/` under the matrix's directory. */
 export function defaultOutDir(matrix: Pick<Matrix, 'dir'>): string {
@@ -45,5 +45,27 @@ export function compilerAxisObjects(
     name: `${relative}@${c.name}`,
     path: objectPathFor(path.join(path.resolve(outDir), c.name), relative),
     compiler: c.name,
+  }));
+}
+
+/** A case file, or a source's object on the compiler axis (its name and compiler set). */
+export type AxisCaseFile =
+  | CaseFile
+  | (Extract<CaseFile, { kind: 'source' }> & { name: string; compiler: string });
+
+/**
+ * A case file as the runner plans it: an object, or a C source standing for build-cases.sh's object
+ * without `compilers:`, or for one object per compiler with it.
+ */
+export function onCompilerAxis(matrix: Pick<Matrix, 'dir' | 'compilers'>, f: CaseFile): AxisCaseFile[] {
+  if (f.kind !== 'source') return [f];
+  const axis = compilerAxisObjects(matrix, f.path);
+  if (axis.length === 0) return [f];
+  return axis.map((a) => ({
+    kind: 'source',
+    path: f.path,
+    object: a.path,
+    name: a.name,
+    compiler: a.compiler,
   }));
 }

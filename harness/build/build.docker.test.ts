@@ -9,7 +9,7 @@
  * which, when one is missing.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -191,6 +191,49 @@ describe.skipIf(skip !== undefined)('compilers: bookworm clang-14 in a container
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^corematrix\/toolchain-bookworm-clang-14:[0-9a-f]{16}\treused\t[0-9.]+ s\n$/);
     console.log(`corematrix image build (toolchain image reused): ${r.stdout.trim().split('\t')[2]}`);
+  });
+
+  test('corematrix run --tier static: kernel x object x compiler in report.json', {
+    timeout: 600_000,
+  }, async () => {
+    const dir = path.join(out, 'run');
+    const file = path.join(dir, 'matrix.yaml');
+    mkdirSync(dir);
+    const source = (n: string) => path.join(repo, 'cases', `${n}.bpf.c`);
+    writeFileSync(
+      file,
+      `kernels:\n  - { name: bookworm, suite: bookworm, version: "6.1" }\ncases: [${source('clang_versions')}, ${source('types')}]\n${MATRIX.slice(MATRIX.indexOf('compilers:'))}`,
+    );
+    const r = await runCorematrix(
+      'run',
+      '--matrix',
+      file,
+      '--tier',
+      'static',
+      '--out',
+      path.join(dir, 'out'),
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      /corematrix: compilers: 4 object\(s\) from 2 source\(s\) × 2 compiler\(s\), \d from the cache, 1 do not compile/,
+    );
+    const report = ReportSchema.parse(JSON.parse(readFileSync(path.join(dir, 'out', 'report.json'), 'utf8')));
+    const name = (n: string, c: string) => `${source(n)}@${c}`;
+    expect(report.objects.map((o) => [o.name, o.compiler])).toEqual([
+      [name('clang_versions', 'clang-14'), 'clang-14'],
+      [name('clang_versions', 'clang-19'), 'clang-19'],
+      [name('types', 'clang-14'), 'clang-14'],
+      [name('types', 'clang-19'), 'clang-19'],
+    ]);
+    expect([...kinds(report, name('clang_versions', 'clang-19'))].sort()).toEqual([
+      'enumval_value (enum64)',
+      'type_matches',
+    ]);
+    expect([...kinds(report, name('clang_versions', 'clang-14'))]).toEqual(['type_exists']);
+    const failed = report.cells.find((c) => c.object === name('types', 'clang-14'));
+    expect(failed?.status).toBe('error');
+    expect(failed?.error).toContain('does not compile with clang-14: fatal error: error in backend:');
+    expect(report.cells.find((c) => c.object === name('types', 'clang-19'))?.status).toBe('ok');
   });
 
   test('built again: every object and failure from the cache, no container started', {

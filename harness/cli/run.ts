@@ -9,6 +9,7 @@
  */
 
 import path from 'node:path';
+import { buildRunObjects } from '../build/for-run.js';
 import { isParseError, UsageError } from '../errors.js';
 import { matrixKernelSources } from '../matrix/kernels.js';
 import { isMatrixError, loadMatrix, type Matrix } from '../matrix/load.js';
@@ -130,9 +131,12 @@ async function run(o: RunCommandOptions, io: RunIo): Promise<number> {
     `corematrix run: ${plan.cells.length} cell(s), ${plan.kernels.length} kernel(s) × ${plan.objects.length} object(s), tiers ${plan.tiers.join(' + ')}${shard === undefined ? '' : `, shard ${shard.index}/${shard.count}`}\n`,
   );
 
+  // The compiler axis (compilers: in the matrix): the planned sources built with each toolchain.
+  const built = await buildRunObjects(matrix, plan.objects, (line) => io.stderr(`corematrix: ${line}\n`));
   const result = await runMatrix({
     matrix,
     plan,
+    built,
     sources: matrixKernelSources(matrix, o.cache === undefined ? {} : { cache: o.cache }),
     caseFiles,
     concurrency: o.concurrency ?? matrix.concurrency,

@@ -9,6 +9,7 @@
  */
 
 import path from 'node:path';
+import { onCompilerAxis } from '../build/axis.js';
 import { UsageError } from '../errors.js';
 import { matchesGlob } from '../matrix/glob.js';
 import type { CaseExpectation, KernelDecl, Matrix, Tier } from '../matrix/load.js';
@@ -39,6 +40,8 @@ export interface PlannedObject {
   path: string;
   /** The C source it is built from, when the matrix named the source. */
   source?: string;
+  /** The toolchain of the matrix's `compilers:` that builds it (harness/build); its name is `<source>@<compiler>`. */
+  compiler?: string;
   /** Only these programs (the union of the case entries' `programs:`); undefined: all. */
   programs?: string[];
   /** The expectations of the case entries that matched it. */
@@ -93,17 +96,18 @@ function reportName(dir: string, file: string): string {
 export function matrixObjects(matrix: Matrix): PlannedObject[] {
   const byPath = new Map<string, PlannedObject & { all: boolean }>();
   for (const c of matrix.cases) {
-    for (const f of c.files) {
+    for (const f of c.files.flatMap((file) => onCompilerAxis(matrix, file))) {
       const file = f.kind === 'object' ? f.path : f.object;
       let o = byPath.get(file);
       if (o === undefined) {
         o = {
-          name: reportName(matrix.dir, file),
+          name: 'name' in f ? f.name : reportName(matrix.dir, file),
           path: file,
           expect: [],
           all: false,
         };
         if (f.kind === 'source') o.source = reportName(matrix.dir, f.path);
+        if ('compiler' in f) o.compiler = f.compiler;
         byPath.set(file, o);
       }
       if (c.programs === undefined) o.all = true;

@@ -26,6 +26,8 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { staticVerdicts } from '../analysis/verdict.js';
+import type { BuiltObject } from '../build/build.js';
+import { buildError } from '../build/report.js';
 import { rawKconfig } from '../loader/kconfig.js';
 import type { PlanKernel } from '../loader/loader.js';
 import type { KernelSource, ResolvedKernel } from '../matrix/kernels.js';
@@ -81,6 +83,8 @@ export interface RunMatrixInput {
   /** Every kernel of the matrix (matrixKernelSources). */
   sources: readonly KernelSource[];
   caseFiles: readonly CaseFile[];
+  /** The compiler axis' objects (harness/build buildCaseObjects): a source that did not compile has error cells. */
+  built?: readonly BuiltObject[];
   /** VMs at once. */
   concurrency: number;
   executor: VmExecutor;
@@ -185,7 +189,15 @@ export async function runMatrix(input: RunMatrixInput): Promise<RunMatrixResult>
   const runsVm = (k: string) => plan.kernels.find((x) => x.name === k)?.tiers.includes('vm') === true;
   const runsStatic = (k: string) => plan.kernels.find((x) => x.name === k)?.tiers.includes('static') === true;
   const objects = new Map(
-    (await Promise.all(plan.objects.map((o) => readObject(o.name, o.path)))).map((o) => [o.name, o]),
+    (
+      await Promise.all(
+        plan.objects.map((o): ObjectState | Promise<ObjectState> => {
+          const failed = input.built?.find((b) => b.name === o.name && b.error !== undefined);
+          if (failed === undefined) return readObject(o.name, o.path);
+          return { name: o.name, path: failed.source, sha256: failed.sha256, error: buildError(failed)! };
+        }),
+      )
+    ).map((o) => [o.name, o]),
   );
   const plannedObjects = new Map(plan.objects.map((o) => [o.name, o]));
   const kernels = new Map<string, KernelState>();
@@ -347,7 +359,12 @@ export async function runMatrix(input: RunMatrixInput): Promise<RunMatrixResult>
       );
     });
   const reportObjects = (): ReportObject[] =>
-    plan.objects.map((o) => ({ name: o.name, path: o.name, sha256: objects.get(o.name)?.sha256 ?? '' }));
+    plan.objects.map((o) => ({
+      name: o.name,
+      path: o.name,
+      sha256: objects.get(o.name)?.sha256 ?? '',
+      ...(o.compiler === undefined ? {} : { compiler: o.compiler }),
+    }));
   const reportFrame = (): Omit<BuildInput, 'cells'> => ({
     corematrixVersion: input.corematrixVersion,
     tiers: [...plan.tiers],
