@@ -125,7 +125,24 @@ export async function sweepLeftovers(engine: Engine): Promise<string[]> {
 
 // --- Containers of this process, removed when it goes ---------------------------------------------
 
-const owned = new Set<string>();
+/** Other work to undo synchronously when the process exits or is signalled (an image build). */
+const interruptCleanups = new Set<() => void>();
+
+/**
+ * Runs `cleanup` (synchronous) if the process exits or is signalled before the returned function
+ * is called; the signal then ends the process as it would have without a handler.
+ */
+export function atInterrupt(cleanup: () => void): () => void {
+  interruptCleanups.add(cleanup);
+  install();
+  return () => {
+    interruptCleanups.delete(cleanup);
+    if (owned.size === 0 && interruptCleanups.size === 0) uninstall();
+  };
+}
+
+/** Containers of this process → what to undo on the host once they are gone (their temporary files). */
+const owned = new Map<string, (() => void) | undefined>();
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 let installed = false;
 
@@ -134,20 +151,44 @@ let installed = false;
  * the docker CLI, which reaches the engine as testcontainers does.
  */
 function removeOwnedNow(): void {
+  for (const cleanup of [...interruptCleanups]) {
+    try {
+      cleanup();
+    } catch {
+      // Best effort: the process is going anyway.
+    }
+  }
+  interruptCleanups.clear();
   if (owned.size === 0) return;
-  const ids = [...owned];
+  const entries = [...owned];
   owned.clear();
   try {
-    execFileSync('docker', ['rm', '--force', ...ids], { stdio: 'ignore', timeout: 20_000 });
+    execFileSync('docker', ['rm', '--force', ...entries.map(([id]) => id)], {
+      stdio: 'ignore',
+      timeout: 20_000,
+    });
   } catch {
     // Best effort: the next corematrix process sweeps what is left.
   }
+  for (const [, cleanup] of entries) {
+    try {
+      cleanup?.();
+    } catch {
+      // Best effort: the process is going anyway.
+    }
+  }
 }
 
+/**
+ * Removes the containers, then raises the signal again so that it does what it would have done
+ * without this handler. Always, not only when no other listener is left: testcontainers loads
+ * signal-exit (v3), whose listener only acts when it is the last one, and would otherwise leave a
+ * signalled harness running on, to exit 0 once idle.
+ */
 function onSignal(signal: NodeJS.Signals): void {
   removeOwnedNow();
   uninstall();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  process.kill(process.pid, signal);
 }
 
 function install(): void {
@@ -164,9 +205,12 @@ function uninstall(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
 }
 
-/** Registers a container for removal when this process exits or is signalled. */
-export function own(id: string): void {
-  owned.add(id);
+/**
+ * Registers a container for removal when this process exits or is signalled; `cleanup`
+ * (synchronous) then runs too, after the removal.
+ */
+export function own(id: string, cleanup?: () => void): void {
+  owned.set(id, cleanup);
   install();
 }
 
@@ -180,13 +224,13 @@ export async function removeOwned(engine: Engine, id: string): Promise<void> {
     if (status !== 404 && status !== 409) throw e;
   } finally {
     owned.delete(id);
-    if (owned.size === 0) uninstall();
+    if (owned.size === 0 && interruptCleanups.size === 0) uninstall();
   }
 }
 
 /** Ids of the containers this process owns now (tests check none is left). */
 export function ownedContainers(): string[] {
-  return [...owned];
+  return [...owned.keys()];
 }
 
 /** The labels every corematrix container carries. */

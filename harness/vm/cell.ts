@@ -30,7 +30,7 @@ import type { LoadPlan, PlannedObject, PlannedProgram } from './plan.js';
 import { encodePlan } from './plan-encoding.js';
 import { VmPool } from './pool.js';
 import { type AgentOutput, AgentOutputParser, type AgentResult, type ObjectReport } from './protocol.js';
-import type { ConsoleWatch, OutcomeKind } from './qemu.js';
+import type { ConsoleWatch, OutcomeKind, VmExecutor } from './qemu.js';
 import type { RunOptions, RunOutcome, VmFile } from './run.js';
 
 /** libbpf's poison for a failed CO-RE relocation: `call 0xbad2310` ("invalid func unknown#195896080"). */
@@ -130,6 +130,8 @@ export interface CellOptions {
   /** The agent binary (default build/agent/corematrix-agent). */
   agent?: string;
   signal?: AbortSignal;
+  /** Where QEMU runs (default: on this host); harness/container's `containerExecutor` runs it in a container. */
+  executor?: VmExecutor;
   /** Last word on the VM run (tests inject faults here). */
   adjustRun?: (o: RunOptions) => RunOptions;
 }
@@ -300,6 +302,7 @@ export interface InitRun {
   memoryMb?: number;
   cpus?: number;
   signal?: AbortSignal;
+  executor?: VmExecutor;
 }
 
 /**
@@ -322,6 +325,7 @@ export async function runResultInit(
     ...(r.memoryMb === undefined ? {} : { memoryMb: r.memoryMb }),
     ...(r.cpus === undefined ? {} : { cpus: r.cpus }),
     ...(r.signal === undefined ? {} : { signal: r.signal }),
+    ...(r.executor === undefined ? {} : { executor: r.executor }),
   });
   // A fresh watch per attempt: the pool may run it again.
   const outcome = await pool.run({
@@ -536,6 +540,7 @@ export async function loadOnKernel(input: CellInput): Promise<CellResult> {
         ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
         cpus,
         ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(options.executor === undefined ? {} : { executor: options.executor }),
       },
       options.pool ?? new VmPool({ concurrency: 1 }),
       options.adjustRun,

@@ -96,6 +96,8 @@ export interface BootOptions {
   /** Run synchronously if the harness exits or is signalled while the VM runs (remove temporary files). */
   onHarnessExit?: () => void;
   signal?: AbortSignal;
+  /** Where QEMU runs (default: on this host, `spawnQemu`). */
+  executor?: VmExecutor;
 }
 
 export const DEFAULT_MEMORY_MB = 256;
@@ -280,6 +282,48 @@ export function spawnQemu(args: string[], onHarnessExit?: () => void): QemuProce
   };
 }
 
+// --- Executors: where QEMU runs ---------------------------------------------------------------------
+
+/** What one QEMU run needs of the host besides its command line. */
+export interface QemuLaunch {
+  /** Files QEMU reads (the kernel, the initramfs): an executor elsewhere shows them read-only at the same paths. */
+  reads: string[];
+  /** Files QEMU writes (the result ports): shown writable at the same paths, read back by the caller. */
+  writes: string[];
+  accel: Accel;
+  /** How long the caller lets the VM run before it kills it; an executor may enforce it too, as a backstop. */
+  timeoutMs: number;
+  onHarnessExit?: () => void;
+}
+
+/**
+ * Starts QEMU with a command line: on this host (the default, `spawnQemu`), or somewhere else that
+ * sees the same paths (harness/container's executor runs it in a container). The process it returns
+ * behaves as a local one: console bytes as they come, kill, exit.
+ */
+export interface VmExecutor {
+  /** "local", "container", … (for logs and reports). */
+  readonly name: string;
+  start(args: string[], launch: QemuLaunch): Promise<QemuProcess>;
+}
+
+/** QEMU on this host. */
+export const localExecutor: VmExecutor = {
+  name: 'local',
+  start: (args, launch) => Promise.resolve(spawnQemu(args, launch.onHarnessExit)),
+};
+
+/** The files a boot reads and writes, for executors that must be shown them. */
+export function qemuLaunch(o: BootOptions): QemuLaunch {
+  return {
+    reads: [o.kernel, ...(o.initrd === undefined ? [] : [o.initrd])],
+    writes: o.resultFile === undefined ? [] : [o.resultFile, ...(o.moreResultFiles ?? [])],
+    accel: o.accel,
+    timeoutMs: o.timeoutMs + (o.shutdownTimeoutMs ?? 10_000) + PANIC_GRACE_MS,
+    ...(o.onHarnessExit === undefined ? {} : { onHarnessExit: o.onHarnessExit }),
+  };
+}
+
 // --- Console ---------------------------------------------------------------------------------------
 
 /** The console as it arrives: capped, CRs removed, searched for markers across chunk boundaries. */
@@ -394,7 +438,10 @@ export async function bootVm(o: BootOptions): Promise<VmOutcome> {
   let timedOut = false;
   const timers: NodeJS.Timeout[] = [];
 
-  const vm = spawnQemu(qemuArgs(o), o.onHarnessExit);
+  const vm =
+    o.executor === undefined
+      ? spawnQemu(qemuArgs(o), o.onHarnessExit)
+      : await o.executor.start(qemuArgs(o), qemuLaunch(o));
   const stop = (why: 'timeout' | 'after-done' | 'panic' | 'abort'): void => {
     if (why === 'timeout' && doneAt === undefined) timedOut = true;
     vm.kill();

@@ -11,7 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { type CpioEntry, initramfs } from './initramfs.js';
 import { chooseAccel } from './kvm.js';
-import { type Accel, bootVm, type ConsoleWatch, type Markers, type VmOutcome } from './qemu.js';
+import {
+  type Accel,
+  bootVm,
+  type ConsoleWatch,
+  type Markers,
+  type VmExecutor,
+  type VmOutcome,
+} from './qemu.js';
 import { type BootImage, bootImage } from './vmlinux.js';
 
 export const INIT_STARTED_MARKER = 'corematrix: init started';
@@ -59,6 +66,8 @@ export interface RunOptions {
    */
   pvh?: boolean;
   signal?: AbortSignal;
+  /** Where QEMU runs (default: on this host). */
+  executor?: VmExecutor;
 }
 
 export interface RunOutcome extends VmOutcome {
@@ -119,6 +128,7 @@ export async function runInVm(o: RunOptions): Promise<RunOutcome> {
       ...(resultFiles.length > 1 ? { moreResultFiles: resultFiles.slice(1) } : {}),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
       ...(o.watch === undefined ? {} : { watch: o.watch }),
+      ...(o.executor === undefined ? {} : { executor: o.executor }),
       onHarnessExit: () => rmSync(dir, { recursive: true, force: true }),
     });
     const run: RunOutcome = { ...outcome, kernel: o.kernel, accelReason: choice.reason, bootedAs: image };
