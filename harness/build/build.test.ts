@@ -4,8 +4,8 @@
  * builds are served from the content-keyed cache until an input changes, and a clang that does not
  * run is a matrix mistake at its line.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -178,6 +178,40 @@ describe.skipIf(!clangs)('host toolchains (clang-19 and clang-14 on PATH)', () =
     const [again] = await buildCaseObjects(matrix, { outDir });
     expect(again!.cached).toBe(false);
     expect(again!.sha256).toBe(first!.sha256);
+  });
+});
+
+describe('interrupted builds', () => {
+  test('a clang killed by a signal is reported, not cached; temporary objects of dead builds are swept', async () => {
+    const project = path.join(dir, 'killed');
+    await mkdir(path.join(project, 'src'), { recursive: true });
+    writeFileSync(path.join(project, 'src', 'a.bpf.c'), 'int a(void *ctx) { return 0; }\n');
+    writeFileSync(
+      path.join(project, 'killer'),
+      '#!/bin/sh\ncase "$1" in --version) echo "fake clang 1.0";; *) kill -9 $$;; esac\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const file = path.join(project, 'matrix.yaml');
+    writeFileSync(
+      file,
+      'kernels: [{ name: k, host: true }]\ncases: [src/*.bpf.c]\ncompilers: [{ name: k9, host: true, clang: ./killer }]\n',
+    );
+    const matrix = parseMatrix(readFileSync(file, 'utf8'), file);
+    // A temporary object left by a process that is gone.
+    const dead = spawnSync('true').pid!;
+    const outDir = path.join(project, 'build', 'compilers', 'k9', 'src');
+    await mkdir(outDir, { recursive: true });
+    const stale = path.join(outDir, `.a.bpf.o.${dead}.0badf00d.tmp`);
+    writeFileSync(stale, 'half an object');
+
+    const [first] = await buildCaseObjects(matrix);
+    expect(first!.error).toBe('clang was killed by SIGKILL');
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(path.join(outDir, 'a.bpf.o.build.json'))).toBe(false);
+    const [again] = await buildCaseObjects(matrix);
+    expect(again!.cached).toBe(false);
   });
 });
 

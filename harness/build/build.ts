@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { processStartTime } from '../container/engine.js';
 import { sha256, writeFileAtomic } from '../kernels/cache.js';
 import type { CompilerDecl, Matrix } from '../matrix/load.js';
 import { defaultOutDir, objectPathFor, relativeName } from './axis.js';
@@ -236,6 +237,7 @@ async function buildOne(
   }
 
   await fs.mkdir(path.dirname(output), { recursive: true });
+  await sweepTemps(output);
   const temp = path.join(
     path.dirname(output),
     `.${path.basename(output)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
@@ -269,13 +271,24 @@ async function buildOne(
   // No object for this key: a stale one from an earlier content would be mistaken for it.
   await fs.rm(output, { force: true });
   // A clang that was killed (out of memory, interrupted) says nothing about the source: not cached.
-  if (run.exitCode > 0)
+  if (!run.killed && run.exitCode > 0)
     await writeFileAtomic(
       recordFile,
       `${JSON.stringify({ ...common, ok: false, error, log: run.output } satisfies BuildRecord, null, 2)}\n`,
     );
   else await fs.rm(recordFile, { force: true });
   return { ...base, sha256: input.sourceSha256, error, cached: false };
+}
+
+/** Removes the temporary objects of builds of `output` whose process is gone (an interrupted build). */
+async function sweepTemps(output: string): Promise<void> {
+  const base = path.basename(output);
+  for (const name of await fs.readdir(path.dirname(output))) {
+    if (!name.startsWith(`.${base}.`) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(base.length + 2).split('.')[0]);
+    if (Number.isInteger(pid) && pid !== process.pid && processStartTime(pid) === undefined)
+      await fs.rm(path.join(path.dirname(output), name), { force: true });
+  }
 }
 
 async function readRecord(file: string): Promise<BuildRecord | undefined> {

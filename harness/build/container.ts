@@ -46,7 +46,14 @@ export async function containerToolchain(
       started ??= start();
       const { container } = await started;
       const r = await container.exec([c.clang, ...args], { workingDir: cwd, user });
-      return { exitCode: r.exitCode, output: r.output, status: `exited with status ${r.exitCode}` };
+      // Through exec, a signal shows as 128 + its number (137: SIGKILL, the OOM killer's).
+      const killed = r.exitCode > 128;
+      return {
+        exitCode: r.exitCode,
+        output: r.output,
+        status: killed ? `was killed by signal ${r.exitCode - 128}` : `exited with status ${r.exitCode}`,
+        killed,
+      };
     },
     async close() {
       if (started === undefined) return;

@@ -17,6 +17,8 @@ export interface ClangRun {
   output: string;
   /** How clang ended, for the error line when it said nothing: "exited with status 1". */
   status: string;
+  /** Killed by a signal (out of memory, interrupted): says nothing about the source. */
+  killed: boolean;
 }
 
 export interface Toolchain {
@@ -68,6 +70,7 @@ export async function hostToolchain(
           r.signal !== undefined && r.signal !== null
             ? `was killed by ${r.signal}`
             : `exited with status ${r.exitCode}`,
+        killed: r.signal !== undefined && r.signal !== null,
       };
     },
     close: async () => {},
