@@ -187,7 +187,6 @@ describe('mistakes: one line, exit 2, nothing written', () => {
       ['--baseline', '/nonexistent/report.json'],
       /^corematrix: \/nonexistent\/report\.json: no such report\n$/,
     ],
-    [['--executor', 'container'], /^corematrix: --executor container is not available yet in corematrix run/],
     [['--tier', 'both'], /^corematrix: .*both/],
   ])('%j', async (args, line) => {
     const out = path.join(dir, `mistake-${Math.random().toString(36).slice(2)}`);

@@ -56,14 +56,20 @@ const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 const oneLine = (text: string) => text.trim().replace(/\s*\n\s*/g, ' ');
 
 /**
- * Where the VMs run: the one place the executor is chosen. `container` (QEMU inside the executor
- * image, harness/container) plugs in here once its executor lands in harness/vm's CellOptions.
+ * Where the VMs run: the one place the executor is chosen. `local`: QEMU on this host; `container`:
+ * QEMU in a container of the executor image (harness/container, built or reused on first use),
+ * through vm/cell.ts's CellOptions.executor seam. No engine to run containers is a usage error.
  */
-export function chooseExecutor(kind: 'local' | 'container'): VmExecutor {
+export async function chooseExecutor(kind: 'local' | 'container'): Promise<VmExecutor> {
   if (kind === 'local') return loadOnKernel;
-  throw new UsageError(
-    '--executor container is not available yet in corematrix run (VMs run locally: use --executor local)',
-  );
+  const [{ engineAvailable }, { containerExecutor }] = await Promise.all([
+    import('../container/engine.js'),
+    import('../container/executor.js'),
+  ]);
+  const engine = await engineAvailable();
+  if (!engine.ok) throw new UsageError(`--executor container: ${engine.reason}`);
+  const executor = containerExecutor();
+  return (input) => loadOnKernel({ ...input, options: { ...input.options, executor } });
 }
 
 /** The exit code of a finished run. */
@@ -109,7 +115,7 @@ async function caseFilesOf(plan: RunPlan, matrix: Matrix): Promise<CaseFile[]> {
 
 async function run(o: RunCommandOptions, io: RunIo): Promise<number> {
   const matrix = loadMatrix(o.matrix);
-  const executor = chooseExecutor(o.executor ?? matrix.executor);
+  const executor = await chooseExecutor(o.executor ?? matrix.executor);
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
   const plan = planRun(matrix, {
     ...(o.tier === undefined ? {} : { tier: o.tier }),

@@ -16,6 +16,7 @@
  * expectation with nothing left to check is `unknown` (the runner skips its task, saying why).
  */
 
+import { essentialName } from '../core/names.js';
 import {
   CLASSIFICATIONS,
   type Classification,
@@ -24,7 +25,6 @@ import {
   releaseMatches,
   versionNumbers,
 } from '../matrix/expect.js';
-import { essentialName } from '../core/names.js';
 import { programOutcome } from '../report/build.js';
 import type { Report, ReportCell, ReportKernel, ReportProgram } from '../report/schema.js';
 

@@ -57,11 +57,11 @@ export interface PlannedCell {
 export interface RunPlan {
   /** The tiers of the run (the matrix's, narrowed by --tier). */
   tiers: Tier[];
-  /** Kernels with at least one cell, in the matrix's order. */
+  /** The run's kernels, in the matrix's order (a shard's too: see planRun). */
   kernels: PlannedKernel[];
-  /** Objects with at least one cell, sorted by name. */
+  /** The run's objects, sorted by name (a shard's too). */
   objects: PlannedObject[];
-  /** In kernel, then object order. */
+  /** In kernel, then object order; a shard's slice of them under --shard. */
   cells: PlannedCell[];
   shard?: Shard;
 }
@@ -156,12 +156,12 @@ export function planRun(matrix: Matrix, filters: RunFilters = {}): RunPlan {
     objects.map((o) => ({ kernel: k.name, object: o.name, tiers: [...k.tiers] })),
   );
   if (filters.shard !== undefined) cells = shardOf(cells, filters.shard.index, filters.shard.count);
-  const kernelsUsed = new Set(cells.map((c) => c.kernel));
-  const objectsUsed = new Set(cells.map((c) => c.object));
+  // A shard keeps the whole run's kernels and objects (its report lists them all, so merged shards
+  // list them in the unsharded order), and only its slice of the cells.
   const plan: RunPlan = {
     tiers: tiers.filter((t) => kernels.some((k) => k.tiers.includes(t))),
-    kernels: kernels.filter((k) => kernelsUsed.has(k.name)),
-    objects: objects.filter((o) => objectsUsed.has(o.name)),
+    kernels,
+    objects,
     cells,
   };
   if (filters.shard !== undefined) plan.shard = filters.shard;

@@ -186,6 +186,17 @@ export async function runTaskTree(
     },
     onBeforeTryTask: (t, { retry }) => {
       attempts.set(t.id, retry);
+      // The runner's own "test-retried" update comes after every try, the last one too: a try
+      // starting again is the retry.
+      const what = info(t);
+      if (retry > 0 && what !== undefined)
+        emit({
+          type: 'task-retried',
+          name: t.name,
+          info: what,
+          errors: messages(t.result),
+          retryCount: retry,
+        });
     },
     onTaskUpdate: async (packs: TaskResultPack[], events: TaskEventPack[]) => {
       const results = new Map(packs.map(([id, result]) => [id, result]));
@@ -207,14 +218,6 @@ export async function runTaskTree(
             break;
           case 'test-prepare':
             emit({ type: 'task-start', ...base });
-            break;
-          case 'test-retried':
-            emit({
-              type: 'task-retried',
-              ...base,
-              errors: messages(result),
-              retryCount: result?.retryCount ?? 0,
-            });
             break;
           case 'test-finished':
           case 'test-cancel':
