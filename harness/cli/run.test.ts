@@ -5,6 +5,7 @@
  * exit 2, leaving no reports behind.
  */
 
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -242,5 +243,35 @@ describe('corematrix plan', () => {
       2,
       `corematrix: ${path.join(dir, 'nope.yaml')}: cannot read the matrix: no such file\n`,
     ]);
+  });
+});
+
+describe('progress on a terminal', () => {
+  test('a live status line (cells done/total, ETA, kernels) redrawn in place; CI set: plain lines', async () => {
+    const m = matrix('tty.yaml');
+    const command = `${process.execPath} ${path.join(repo, 'bin', 'corematrix.js')} run --matrix ${m} --out ${path.join(dir, 'tty')}`;
+    // script(1) gives the CLI a terminal for stdin, stdout and stderr.
+    const inPty = (env: NodeJS.ProcessEnv) =>
+      new Promise<{ status: number | null; output: string }>((resolve) => {
+        const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: repo, env });
+        let output = '';
+        child.stdout.on('data', (b: Buffer) => {
+          output += b.toString();
+        });
+        child.on('close', (status) => resolve({ status, output }));
+      });
+    const { CI: _ci, ...env } = process.env;
+    const live = await inPty(env);
+    expect(live.status).toBe(0);
+    expect(live.output).toMatch(/\r\x1b\[K\[1\/2 cells, \d+s, ETA \d+s\] (bullseye|bookworm) /);
+    expect(live.output).toContain('\r\x1b[K[2/2 cells');
+    // Cells that are not ok get a line of their own above the status.
+    expect(live.output).toMatch(/\r\x1b\[Kbullseye {2}\S+kernel_changes\.bpf\.o {2}needs-guard/);
+    const plain = await inPty({ ...env, CI: 'true' });
+    expect(plain.status).toBe(0);
+    expect(plain.output).not.toContain('\x1b[K');
+    expect(plain.output).toMatch(
+      /^bookworm {2}\S+kernel_changes\.bpf\.o {2}needs-guard {2}16\/23 loaded, 7 failed\r?$/m,
+    );
   });
 });

@@ -129,7 +129,7 @@ async function run(o: RunCommandOptions, io: RunIo): Promise<number> {
   const out = path.resolve(o.out ?? matrix.reports);
   const live = progressIsLive(io.tty ?? process.stderr.isTTY);
   const progress = live
-    ? liveProgress(io.stderr, { cells: plan.cells.length, columns: process.stderr.columns ?? 100 })
+    ? liveProgress(io.stderr, { cells: plan.cells.length, columns: process.stderr.columns || 100 })
     : plainProgress(io.stderr);
   if (plan.cells.length === 0)
     throw new UsageError('nothing to run: no cell is left after the filters', { file: o.matrix });
