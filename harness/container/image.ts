@@ -18,14 +18,14 @@
  */
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { UsageError } from '../errors.js';
 import { DEBIAN_KEYRING, inheritedAptSettings, ioError, type PrivateApt } from '../kernels/apt.js';
 import { cacheRoot, withLock } from '../kernels/cache.js';
 import { suiteApt } from '../kernels/debian.js';
-import { CREATED_BY_LABEL, connectEngine, type Engine, ownerGone, ownerId } from './engine.js';
+import { atInterrupt, CREATED_BY_LABEL, connectEngine, type Engine, ownerGone, ownerId } from './engine.js';
 
 export interface ImageSpec {
   /** The image's name: corematrix/<name>. Lower-case letters, digits, '.', '_', '-'. */
@@ -147,6 +147,26 @@ export async function imageExists(engine: Engine, tag: string): Promise<boolean>
   }
 }
 
+/**
+ * Removes a build directory, unless something is still mounted under it: mmdebstrap mounts /proc,
+ * /sys and /dev into the root filesystem it builds while packages are configured, and a recursive
+ * removal must never walk into the host's /dev. Such a directory is left for a later sweep.
+ */
+function removeBuildDir(dir: string): void {
+  let mounts = '';
+  try {
+    mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return;
+  }
+  // Field 5 is the mount point (octal escapes for spaces; our paths have none).
+  const busy = mounts.split('\n').some((l) => {
+    const point = l.split(' ')[4];
+    return point !== undefined && (point === dir || point.startsWith(`${dir}/`));
+  });
+  if (!busy) rmSync(dir, { recursive: true, force: true });
+}
+
 /** Build directories of processes that are gone (an interrupted build). */
 async function sweepBuildDirs(dir: string): Promise<void> {
   let names: string[];
@@ -157,9 +177,25 @@ async function sweepBuildDirs(dir: string): Promise<void> {
   }
   for (const name of names) {
     const m = /^build-(.+)-[0-9a-f]{8}$/.exec(name);
-    if (m !== null && ownerGone(m[1]!.replaceAll('_', '/'))) {
-      await fs.rm(path.join(dir, name), { recursive: true, force: true });
+    if (m !== null && ownerGone(m[1]!.replaceAll('_', '/'))) removeBuildDir(path.join(dir, name));
+  }
+}
+
+/** Waits (synchronously: the process is being signalled) up to `ms` for a process to end. */
+function waitForExit(pid: number, ms: number): void {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    let state: string | undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    } catch {
+      return;
     }
+    // A zombie has ended; nobody reaps it while this handler runs.
+    if (state === 'Z') return;
+    Atomics.wait(sleeper, 0, 0, 100);
   }
 }
 
@@ -189,12 +225,28 @@ async function buildRootfs(
     tar,
     `deb [signed-by=${DEBIAN_KEYRING}] ${mirror} ${spec.suite} main`,
   ];
-  const r = await execa('mmdebstrap', args, {
+  const child = execa('mmdebstrap', args, {
     reject: false,
     stdin: 'ignore',
     env: { TMPDIR: dir },
     all: true,
+    // A process group of its own, signalled as a whole when interrupted: mmdebstrap's main process
+    // ignores signals while its workers run, the workers clean up (unmount) on them.
+    detached: true,
   });
+  // Interrupted: mmdebstrap unmounts and removes its own files on SIGTERM; then the directory goes.
+  const release = atInterrupt(() => {
+    if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+      waitForExit(child.pid, 20_000);
+    }
+    removeBuildDir(dir);
+  });
+  const r = await child.finally(release);
   if (r.failed) {
     const lines = `${r.all ?? ''}`.split('\n').filter((l) => /^E:|error|Error/.test(l));
     throw ioError(
@@ -281,7 +333,7 @@ export async function ensureImage(spec: ImageSpec, options: EnsureImageOptions =
       options.log?.(`built ${tag} in ${ms()} ms`);
       return { tag, built: true, ms: ms() };
     } finally {
-      await fs.rm(dir, { recursive: true, force: true });
+      removeBuildDir(dir);
     }
   });
 }
