@@ -2,6 +2,7 @@
  * The `compilers:` key of matrix.yaml: the toolchains it declares, and each mistake reported at its
  * line and column like every other key.
  */
+import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isMatrixError, type MatrixError, parseMatrix } from './load.js';
 import { matrixJsonSchema } from './schema.js';
@@ -105,5 +106,29 @@ describe('compilers: mistakes, at FILE:LINE:COLUMN', () => {
       message: 'compilers: expected at least one compiler (or leave compilers out), got a list',
     });
     expect(problem('compilers: clang-14\n').message).toBe('compilers: expected a list, got "clang-14"');
+  });
+});
+
+describe('compilers: with the cases', () => {
+  test('case globs that match no C source are a mistake at compilers:', () => {
+    const repo = path.resolve(import.meta.dirname, '..', '..');
+    const text = `kernels: [{ name: k, host: true }]\ncases: [build/cases/minimal.bpf.o]\ncompilers: [{ name: h, host: true }]\n`;
+    const file = path.join(repo, 'matrix.yaml');
+    let error: unknown;
+    try {
+      parseMatrix(text, file);
+    } catch (e) {
+      error = e;
+    }
+    expect(isMatrixError(error)).toBe(true);
+    expect((error as MatrixError).describe()).toBe(
+      `${file}:3:1: compilers: builds the C sources (.c) among the cases, and the case globs match none`,
+    );
+    // With a source among them, it loads.
+    const ok = parseMatrix(
+      text.replace('build/cases/minimal.bpf.o', 'build/cases/minimal.bpf.o, cases/minimal.bpf.c'),
+      file,
+    );
+    expect(ok.compilers).toHaveLength(1);
   });
 });

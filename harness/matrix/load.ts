@@ -233,6 +233,14 @@ export function parseMatrix(text: string, file: string, options: LoadOptions = {
     }
     return decl;
   });
+  // The compiler axis builds C sources: with only objects among the cases it would do nothing.
+  if (m.compilers !== undefined && options.checkCases !== false && problems.length === 0) {
+    if (!cases.some((c) => c.files.some((f) => f.kind === 'source')))
+      problems.push({
+        ...keyPosition(doc, [], 'compilers', at),
+        message: 'compilers: builds the C sources (.c) among the cases, and the case globs match none',
+      });
+  }
   if (problems.length > 0) throw new MatrixError(file, problems);
   const compilers = m.compilers?.map((c, i) => compilerDecl(c, dir, positionOf(['compilers', i])));
   return {
