@@ -141,5 +141,8 @@ export function matchesGlob(pattern: string, file: string): boolean {
     if (part.startsWith('.') && !segment.startsWith('.') && hasMagic(segment)) return false;
     return (hasMagic(segment) ? segmentRegExp(segment).test(part) : segment === part) && match(rest, more);
   };
-  return match(pattern.split('/').filter((s) => s !== ''), file.split('/').filter((s) => s !== ''));
+  return match(
+    pattern.split('/').filter((s) => s !== ''),
+    file.split('/').filter((s) => s !== ''),
+  );
 }
