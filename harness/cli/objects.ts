@@ -125,6 +125,10 @@ export async function relocate(
   const targets: TargetBtfs = { vmlinux, modules, vmlinuxOverride: modules.length === 0 };
   const [{ relocateObject }, { parseCoreObject }] = await engine;
   const { relocationRecordJson } = options.json ? await import('../core/records-json.js') : {};
+  // Several objects look up many root type names between them: hash vmlinux's names once now
+  // rather than let the first lookups search its string bytes one name at a time (relocateObject
+  // decides that per object, from its own records).
+  if (options.objects.length > 1) vmlinux.indexNames();
 
   let refused = 0;
   for (const path of options.objects) {
