@@ -98,3 +98,8 @@ export function inFile<T>(file: string, fn: () => T): T {
     throw e;
   }
 }
+
+/** Text for a one-line message: its lines joined by single spaces, trimmed. */
+export function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, ' ');
+}

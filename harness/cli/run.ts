@@ -10,7 +10,7 @@
 
 import path from 'node:path';
 import { buildRunObjects } from '../build/for-run.js';
-import { isParseError, UsageError } from '../errors.js';
+import { isParseError, oneLine, UsageError } from '../errors.js';
 import { matrixKernelSources } from '../matrix/kernels.js';
 import { isMatrixError, loadMatrix, type Matrix } from '../matrix/load.js';
 import { readReport } from '../report/json.js';
@@ -52,8 +52,6 @@ export interface RunIo {
 }
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-const oneLine = (text: string) => text.trim().replace(/\s*\n\s*/g, ' ');
 
 /**
  * Where the VMs run: the one place the executor is chosen. `local`: QEMU on this host; `container`:

@@ -23,7 +23,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { UsageError } from '../errors.js';
+import { oneLine, UsageError } from '../errors.js';
 import { type Expectation, parseExpectEntry } from '../matrix/expect.js';
 import type { ReportCell, ReportKernel, ReportProgram } from '../report/schema.js';
 import type { PlannedObject } from './plan.js';
@@ -104,7 +104,7 @@ async function importCase(file: string): Promise<unknown> {
 /** Loads a case file and runs its function: the expectations and checks it declares. */
 export async function loadCaseFile(file: string, object: string): Promise<CaseFile> {
   const fail = (what: string, cause?: unknown) =>
-    new UsageError(what.replace(/\s*\n\s*/g, ' '), { file, ...(cause === undefined ? {} : { cause }) });
+    new UsageError(oneLine(what), { file, ...(cause === undefined ? {} : { cause }) });
   const module = (await importCase(file).catch((e: unknown) => {
     if (e instanceof UsageError) throw e;
     throw fail(`cannot load the case file: ${e instanceof Error ? e.message : String(e)}`, e);

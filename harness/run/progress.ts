@@ -9,6 +9,7 @@
  *   plus kernel faults and retries.
  */
 
+import { oneLine } from '../errors.js';
 import type { CellSummary } from './runner.js';
 import type { TaskEvent } from './vitest-adapter.js';
 
@@ -17,8 +18,6 @@ export interface Progress {
   /** Clears the live line (before the final summary). */
   finish(): void;
 }
-
-const oneLine = (text: string) => text.trim().replace(/\s*\n\s*/g, ' ');
 
 function cellLine(
   kernel: string,

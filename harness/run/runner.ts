@@ -28,6 +28,7 @@ import { promises as fs } from 'node:fs';
 import { staticVerdicts } from '../analysis/verdict.js';
 import type { BuiltObject } from '../build/build.js';
 import { buildError } from '../build/report.js';
+import { oneLine } from '../errors.js';
 import { rawKconfig } from '../loader/kconfig.js';
 import type { PlanKernel } from '../loader/loader.js';
 import type { KernelSource, ResolvedKernel } from '../matrix/kernels.js';
@@ -135,8 +136,6 @@ interface ObjectState {
   obj?: BpfObject;
   error?: string;
 }
-
-const oneLine = (text: string) => text.trim().replace(/\s*\n\s*/g, ' ');
 
 function message(e: unknown): string {
   if (e instanceof Error)
