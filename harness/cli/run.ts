@@ -8,6 +8,7 @@
  * alone exit 0, and the summary says so.
  */
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { buildRunObjects } from '../build/for-run.js';
 import { isParseError, oneLine, UsageError } from '../errors.js';
@@ -21,7 +22,7 @@ import { type CaseFile, findCaseFile, loadCaseFile } from '../run/case-files.js'
 import { formatShardPlan, planRun, type RunPlan } from '../run/plan.js';
 import { liveProgress, plainProgress } from '../run/progress.js';
 import { type RunMatrixResult, runMatrix, type VmExecutor } from '../run/runner.js';
-import { loadOnKernel } from '../vm/cell.js';
+import { AGENT_BIN, loadOnKernel } from '../vm/cell.js';
 import { progressIsLive } from './kernels.js';
 import type { Output } from './output.js';
 
@@ -92,6 +93,34 @@ export async function runCommand(o: RunCommandOptions, io: RunIo): Promise<numbe
   }
 }
 
+/**
+ * The VM tier boots corematrix's agent as init: a fresh checkout has not built it yet, so it is
+ * built on first use (scripts/build-agent.sh --agent-only: gcc -static, a few seconds), as Debian
+ * kernels are fetched on first use.
+ */
+async function ensureAgent(io: RunIo): Promise<void> {
+  if (existsSync(AGENT_BIN)) return;
+  const script = path.join(path.dirname(path.dirname(path.dirname(AGENT_BIN))), 'scripts', 'build-agent.sh');
+  io.stderr(
+    `corematrix run: building the VM tier's agent (${path.relative(process.cwd(), script) || script} --agent-only)\n`,
+  );
+  const { execa } = await import('execa');
+  const r = await execa('bash', [script, '--agent-only'], { reject: false, stdin: 'ignore', all: true });
+  if (r.exitCode !== 0 || !existsSync(AGENT_BIN)) {
+    const why =
+      (r.all ?? '')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .at(-1) ?? `exit ${r.exitCode}`;
+    throw new UsageError(
+      `the VM tier needs its agent and building it failed (${oneLine(why)}); run ${script}, or use --tier static`,
+      {
+        file: AGENT_BIN,
+      },
+    );
+  }
+}
+
 async function readBaseline(file: string): Promise<Report> {
   try {
     return await readReport(file);
@@ -122,6 +151,7 @@ async function run(o: RunCommandOptions, io: RunIo): Promise<number> {
     ...(shard === undefined ? {} : { shard }),
   });
   const caseFiles = await caseFilesOf(plan, matrix);
+  if (plan.cells.some((c) => c.tiers.includes('vm'))) await ensureAgent(io);
   const baseline =
     o.baseline === undefined ? undefined : { file: o.baseline, report: await readBaseline(o.baseline) };
   const out = path.resolve(o.out ?? matrix.reports);
