@@ -225,7 +225,13 @@ async function buildRootfs(
     tar,
     `deb [signed-by=${DEBIAN_KEYRING}] ${mirror} ${spec.suite} main`,
   ];
-  const child = execa('mmdebstrap', args, {
+  // As root, mmdebstrap mounts /proc, /sys and /dev into the tree it builds: in a mount namespace of
+  // its own those mounts cannot outlive it or show in the host's (where a concurrent container
+  // start or a failed unmount could keep them). Without root it makes its own namespaces anyway.
+  const asRoot = process.getuid?.() === 0;
+  const command = asRoot ? 'unshare' : 'mmdebstrap';
+  const commandArgs = asRoot ? ['--mount', '--propagation', 'private', '--', 'mmdebstrap', ...args] : args;
+  const child = execa(command, commandArgs, {
     reject: false,
     stdin: 'ignore',
     env: { TMPDIR: dir },
