@@ -62,7 +62,17 @@ export type Expectation =
     });
 
 /** The keys of one `expect:` entry. */
-export const EXPECT_KEYS = ['name', 'programs', 'loads', 'rejected', 'status', 'on', 'field', 'is', 'not'] as const;
+export const EXPECT_KEYS = [
+  'name',
+  'programs',
+  'loads',
+  'rejected',
+  'status',
+  'on',
+  'field',
+  'is',
+  'not',
+] as const;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 const CLAUSE = /^(>=|<=|==|!=|>|<|=)\s*(\d+(?:\.\d+){0,2})$/;
@@ -92,7 +102,8 @@ export function parseKernelSelector(value: unknown): KernelSelector | string {
     const clauses: ReleaseClause[] = [];
     for (const part of text.split(/\s*,\s*|\s+(?=[<>=!])/)) {
       const m = CLAUSE.exec(part.trim());
-      if (m === null) return `${JSON.stringify(value)}: ${JSON.stringify(part)} is not a release comparison (e.g. ">= 5.14")`;
+      if (m === null)
+        return `${JSON.stringify(value)}: ${JSON.stringify(part)} is not a release comparison (e.g. ">= 5.14")`;
       clauses.push({ op: m[1] as ReleaseOp, version: m[2]!.split('.').map(Number) });
     }
     return { kind: 'release', clauses };
@@ -146,7 +157,13 @@ function oneOrMore<T extends string>(
   key: string,
 ): { values: T[] } | { problem: ExpectProblem } {
   const list = Array.isArray(value) ? value : [value];
-  if (list.length === 0) return { problem: { path: [key], message: `${key}: expected ${allowed.join(', ')} or a list of them, got an empty list` } };
+  if (list.length === 0)
+    return {
+      problem: {
+        path: [key],
+        message: `${key}: expected ${allowed.join(', ')} or a list of them, got an empty list`,
+      },
+    };
   for (const v of list) {
     if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
       return {
@@ -164,7 +181,9 @@ function oneOrMore<T extends string>(
  * One `expect:` entry as written → the expectations it states (one per assertion: `loads:` and
  * `rejected:` in one entry are two), or its problems. Unknown keys are the schema's to report.
  */
-export function parseExpectEntry(raw: unknown): { expectations: Expectation[] } | { problems: ExpectProblem[] } {
+export function parseExpectEntry(
+  raw: unknown,
+): { expectations: Expectation[] } | { problems: ExpectProblem[] } {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return {
       problems: [{ path: [], message: 'expected a mapping with loads:, rejected:, status: or field:' }],
@@ -199,17 +218,26 @@ export function parseExpectEntry(raw: unknown): { expectations: Expectation[] } 
     problems.push({ path: [], message: 'an expectation needs loads:, rejected:, status: or field:' });
   }
   if (e.status !== undefined && e.field !== undefined) {
-    problems.push({ path: ['field'], message: 'give status: or field: in one entry, not both (make two entries)' });
+    problems.push({
+      path: ['field'],
+      message: 'give status: or field: in one entry, not both (make two entries)',
+    });
   }
   const loads = selector('loads');
   const rejected = selector('rejected');
   const on = selector('on');
   if (e.on !== undefined && e.status === undefined && e.field === undefined) {
-    problems.push({ path: ['on'], message: 'on: goes with status: or field: (loads: and rejected: name their kernels)' });
+    problems.push({
+      path: ['on'],
+      message: 'on: goes with status: or field: (loads: and rejected: name their kernels)',
+    });
   }
   for (const key of ['is', 'not'] as const) {
     if (e[key] !== undefined && e.field === undefined)
-      problems.push({ path: [key], message: `${key}: goes with field: (e.g. field: struct request.rq_disk)` });
+      problems.push({
+        path: [key],
+        message: `${key}: goes with field: (e.g. field: struct request.rq_disk)`,
+      });
   }
   let status: ExpectedStatus | undefined;
   if (e.status !== undefined) {
@@ -218,14 +246,20 @@ export function parseExpectEntry(raw: unknown): { expectations: Expectation[] } 
     else if (s.values.length > 1) problems.push({ path: ['status'], message: 'status: expected one status' });
     else status = s.values[0];
     if (programs !== undefined) {
-      problems.push({ path: ['programs'], message: 'programs: a status is about the whole cell; leave programs: out' });
+      problems.push({
+        path: ['programs'],
+        message: 'programs: a status is about the whole cell; leave programs: out',
+      });
     }
   }
   let field: string | undefined;
   let is: Classification[] | undefined;
   let not: Classification[] | undefined;
   if (e.field !== undefined) {
-    if (typeof e.field !== 'string' || !/^(struct|union|enum|typedef) \S+/.test(e.field.trim().replace(/\s+/g, ' '))) {
+    if (
+      typeof e.field !== 'string' ||
+      !/^(struct|union|enum|typedef) \S+/.test(e.field.trim().replace(/\s+/g, ' '))
+    ) {
       problems.push({
         path: ['field'],
         message: `field: expected an access as report.json names it, e.g. "struct request.rq_disk", got ${JSON.stringify(e.field)}`,
@@ -245,18 +279,25 @@ export function parseExpectEntry(raw: unknown): { expectations: Expectation[] } 
   if (problems.length > 0) return { problems };
 
   const who = programs === undefined ? '' : `${programs.join(', ')} `;
-  const onText = (s: KernelSelector) => (s.kind === 'all' ? 'all kernels' : `${s.kind === 'names' ? '' : 'kernels '}${describeSelector(s)}`);
+  const onText = (s: KernelSelector) =>
+    s.kind === 'all' ? 'all kernels' : `${s.kind === 'names' ? '' : 'kernels '}${describeSelector(s)}`;
   const base = (kernels: KernelSelector, text: string) => ({
     kernels,
-    text: typeof e.name === 'string' ? (asserts.length > 1 ? `${e.name.trim()}: ${text}` : e.name.trim()) : text,
+    text:
+      typeof e.name === 'string' ? (asserts.length > 1 ? `${e.name.trim()}: ${text}` : e.name.trim()) : text,
     ...(programs === undefined ? {} : { programs }),
   });
   const out: Expectation[] = [];
-  if (loads !== undefined) out.push({ kind: 'loads', ...base(loads, `${who || 'every program '}loads on ${onText(loads)}`) });
+  if (loads !== undefined)
+    out.push({ kind: 'loads', ...base(loads, `${who || 'every program '}loads on ${onText(loads)}`) });
   if (rejected !== undefined)
-    out.push({ kind: 'rejected', ...base(rejected, `${who || 'every program '}rejected on ${onText(rejected)}`) });
+    out.push({
+      kind: 'rejected',
+      ...base(rejected, `${who || 'every program '}rejected on ${onText(rejected)}`),
+    });
   const where = on ?? { kind: 'all' as const };
-  if (status !== undefined) out.push({ kind: 'status', status, ...base(where, `status ${status} on ${onText(where)}`) });
+  if (status !== undefined)
+    out.push({ kind: 'status', status, ...base(where, `status ${status} on ${onText(where)}`) });
   if (field !== undefined) {
     const what = [
       ...(is === undefined ? [] : [`is ${is.join(' or ')}`]),
