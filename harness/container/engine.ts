@@ -137,7 +137,7 @@ export function atInterrupt(cleanup: () => void): () => void {
   install();
   return () => {
     interruptCleanups.delete(cleanup);
-    if (owned.size === 0 && interruptCleanups.size === 0) uninstall();
+    if (owned.size === 0 && interruptCleanups.size === 0 && creating === 0) uninstall();
   };
 }
 
@@ -159,14 +159,25 @@ function removeOwnedNow(): void {
     }
   }
   interruptCleanups.clear();
-  if (owned.size === 0) return;
   const entries = [...owned];
   owned.clear();
+  const ids = entries.map(([id]) => id);
+  if (creating > 0) {
+    // A container may exist whose id this process has not heard yet: find it by its owner label.
+    try {
+      const listed = execFileSync(
+        'docker',
+        ['ps', '--all', '--quiet', '--no-trunc', '--filter', `label=${OWNER_LABEL}=${ownerId()}`],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 20_000 },
+      );
+      ids.push(...listed.split('\n').filter((id) => id !== '' && !ids.includes(id)));
+    } catch {
+      // Best effort, as below.
+    }
+  }
+  if (ids.length === 0) return;
   try {
-    execFileSync('docker', ['rm', '--force', ...entries.map(([id]) => id)], {
-      stdio: 'ignore',
-      timeout: 20_000,
-    });
+    execFileSync('docker', ['rm', '--force', ...ids], { stdio: 'ignore', timeout: 60_000 });
   } catch {
     // Best effort: the next corematrix process sweeps what is left.
   }
@@ -214,6 +225,24 @@ export function own(id: string, cleanup?: () => void): void {
   install();
 }
 
+/** Container creations under way (their ids may not be known yet). */
+let creating = 0;
+
+/**
+ * Runs `create` (which creates and starts a container labelled with `ownerLabels()`) so that an
+ * exit or signal while it runs also removes the container the engine made but has not named yet.
+ */
+export async function whileCreating<T>(create: () => Promise<T>): Promise<T> {
+  creating++;
+  install();
+  try {
+    return await create();
+  } finally {
+    creating--;
+    if (owned.size === 0 && interruptCleanups.size === 0 && creating === 0) uninstall();
+  }
+}
+
 /** Removes a container now (idempotent) and forgets it. */
 export async function removeOwned(engine: Engine, id: string): Promise<void> {
   try {
@@ -224,7 +253,7 @@ export async function removeOwned(engine: Engine, id: string): Promise<void> {
     if (status !== 404 && status !== 409) throw e;
   } finally {
     owned.delete(id);
-    if (owned.size === 0 && interruptCleanups.size === 0) uninstall();
+    if (owned.size === 0 && interruptCleanups.size === 0 && creating === 0) uninstall();
   }
 }
 

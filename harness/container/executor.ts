@@ -18,7 +18,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { GenericContainer } from 'testcontainers';
 import type { QemuLaunch, QemuProcess, VmExecutor } from '../vm/qemu.js';
-import { connectEngine, type Engine, own, ownerLabels, removeOwned } from './engine.js';
+import { connectEngine, type Engine, own, ownerLabels, removeOwned, whileCreating } from './engine.js';
 import { type EnsureImageOptions, ensureImage } from './image.js';
 import { EXECUTOR_IMAGE } from './images.js';
 
@@ -117,7 +117,7 @@ async function startVmContainer(
   }
   let started: Awaited<ReturnType<VmContainer['start']>>;
   try {
-    started = await container.start();
+    started = await whileCreating(() => container.start());
   } catch (e) {
     // Not started (a bad mount, a missing image): QEMU never ran; say why as QEMU would.
     if (container.createdId !== undefined)
