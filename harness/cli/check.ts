@@ -39,21 +39,13 @@ export interface CheckResult {
 
 export async function runCheck(o: CheckCommandOptions): Promise<CheckResult> {
   const t0 = performance.now();
-  const [{ loadMatrix, closest }, { matrixKernelSources }] = await Promise.all([
+  const [{ loadMatrix }, { findKernel, matrixKernelSources }] = await Promise.all([
     import('../matrix/load.js'),
     import('../matrix/kernels.js'),
   ]);
   const matrix = loadMatrix(o.matrix, { checkCases: false });
   const sources = matrixKernelSources(matrix, o.cache === undefined ? {} : { cache: o.cache });
-  for (const name of o.kernels) {
-    if (sources.some((s) => s.name === name)) continue;
-    const known = sources.map((s) => s.name);
-    const close = closest(name, known);
-    throw new UsageError(
-      `no kernel named ${JSON.stringify(name)}${close === undefined ? '' : ` (did you mean ${close}?)`}; the matrix has: ${known.join(', ')}`,
-      { file: o.matrix },
-    );
-  }
+  for (const name of o.kernels) findKernel(sources, name, o.matrix);
   const chosen = o.kernels.length === 0 ? sources : sources.filter((s) => o.kernels.includes(s.name));
 
   // Objects and kernels are read side by side; each kernel's BTF once.

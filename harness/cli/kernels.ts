@@ -5,10 +5,14 @@
  */
 
 import { summarizeBtf } from '../btf/summary.js';
-import { UsageError } from '../errors.js';
 import { BPF_CONFIG_HIGHLIGHTS, formatConfigValue, type KernelConfig } from '../kernels/config.js';
-import { type KernelSource, matrixKernelSources, type ResolvedKernel } from '../matrix/kernels.js';
-import { closest, loadMatrix } from '../matrix/load.js';
+import {
+  findKernel,
+  type KernelSource,
+  matrixKernelSources,
+  type ResolvedKernel,
+} from '../matrix/kernels.js';
+import { loadMatrix } from '../matrix/load.js';
 import type { Output } from './output.js';
 
 export interface KernelsOptions {
@@ -35,19 +39,7 @@ function selectKernels(options: KernelsOptions, names: string[]): KernelSource[]
   const matrix = loadMatrix(options.matrix, { checkCases: false });
   const sources = matrixKernelSources(matrix, options.cache === undefined ? {} : { cache: options.cache });
   if (names.length === 0) return sources;
-  const byName = new Map(sources.map((s) => [s.name, s]));
-  return names.map((name) => {
-    const source = byName.get(name);
-    if (source === undefined) {
-      const known = [...byName.keys()];
-      const close = closest(name, known);
-      throw new UsageError(
-        `no kernel named ${JSON.stringify(name)}${close === undefined ? '' : ` (did you mean ${close}?)`}; the matrix has: ${known.join(', ')}`,
-        { file: options.matrix },
-      );
-    }
-    return source;
-  });
+  return names.map((name) => findKernel(sources, name, options.matrix));
 }
 
 function table(rows: string[][]): string {

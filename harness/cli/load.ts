@@ -10,8 +10,8 @@
  */
 
 import { UsageError } from '../errors.js';
-import { matrixKernelSources } from '../matrix/kernels.js';
-import { closest, loadMatrix } from '../matrix/load.js';
+import { findKernel, matrixKernelSources } from '../matrix/kernels.js';
+import { loadMatrix } from '../matrix/load.js';
 import { CellInputError, type CellResult, loadOnKernel, type ProgramVerdict } from '../vm/cell.js';
 import type { Output } from './output.js';
 
@@ -36,15 +36,7 @@ export interface LoadIo {
 export async function loadCommand(o: LoadCommandOptions, io: LoadIo): Promise<number> {
   const matrix = loadMatrix(o.matrix, { checkCases: false });
   const sources = matrixKernelSources(matrix, o.cache === undefined ? {} : { cache: o.cache });
-  const source = sources.find((s) => s.name === o.kernel);
-  if (source === undefined) {
-    const known = sources.map((s) => s.name);
-    const close = closest(o.kernel, known);
-    throw new UsageError(
-      `no kernel named ${JSON.stringify(o.kernel)}${close === undefined ? '' : ` (did you mean ${close}?)`}; the matrix has: ${known.join(', ')}`,
-      { file: o.matrix },
-    );
-  }
+  const source = findKernel(sources, o.kernel, o.matrix);
   const timeoutMs = o.timeoutMs ?? (matrix.timeouts.boot + matrix.timeouts.load) * 1000;
   let result: CellResult;
   try {

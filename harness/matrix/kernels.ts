@@ -20,6 +20,7 @@ export { resolutionFile };
 import type { KernelFilesRead, ReleaseOrigin } from '../kernels/local.js';
 import type { BtfSource } from '../kernels/read.js';
 import type { DebianKernelDecl, HostKernelDecl, KernelDecl, LocalKernelDecl, Matrix, Tier } from './load.js';
+import { unknownKernelMessage } from './load.js';
 
 /** What is known of a kernel: `cached`/`not fetched`/`corrupt` for Debian, `local` and `host` otherwise. */
 export type KernelState = 'cached' | 'not fetched' | 'corrupt' | 'local' | 'host';
@@ -80,6 +81,26 @@ export interface SourceOptions {
 }
 
 /** The sources of every kernel of a matrix, in the order declared. */
+/**
+ * The kernel (a declaration or a source) named `name`; a name the matrix does not declare is a
+ * UsageError naming the matrix file, with a likely name when there is one.
+ */
+export function findKernel<K extends { readonly name: string }>(
+  kernels: readonly K[],
+  name: string,
+  matrixFile: string,
+): K {
+  const found = kernels.find((k) => k.name === name);
+  if (found !== undefined) return found;
+  throw new UsageError(
+    unknownKernelMessage(
+      name,
+      kernels.map((k) => k.name),
+    ),
+    { file: matrixFile },
+  );
+}
+
 export function matrixKernelSources(matrix: Matrix, options: SourceOptions = {}): KernelSource[] {
   return matrix.kernels.map((k) => kernelSource(k, { matrixFile: matrix.file, ...options }));
 }

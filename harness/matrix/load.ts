@@ -213,10 +213,9 @@ export function parseMatrix(text: string, file: string, options: LoadOptions = {
         for (const e of parsed.expectations) {
           const known = kernels.map((k) => k.name);
           for (const name of namedKernels(e).filter((n) => !known.includes(n))) {
-            const close = closest(name, known);
             problems.push({
               ...at,
-              message: `cases[${i}].expect[${j}]: no kernel named ${JSON.stringify(name)}${close === undefined ? '' : ` (did you mean ${close}?)`}; the matrix has: ${known.join(', ')}`,
+              message: `cases[${i}].expect[${j}]: ${unknownKernelMessage(name, known)}`,
             });
           }
         }
@@ -532,6 +531,15 @@ function rootCauses(
 /** The first line of a YAML error, without the position the caller reports itself. */
 function yamlMessage(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
+}
+
+/**
+ * The one line every command gives for a kernel name the matrix does not declare, with the likely
+ * name it was meant to be and the names there are.
+ */
+export function unknownKernelMessage(name: string, known: readonly string[]): string {
+  const close = closest(name, known);
+  return `no kernel named ${JSON.stringify(name)}${close === undefined ? '' : ` (did you mean ${close}?)`}; the matrix has: ${known.join(', ')}`;
 }
 
 /** The candidate closest to `word` by edit distance, if close enough to be a likely typo. */

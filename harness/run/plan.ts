@@ -12,8 +12,8 @@ import path from 'node:path';
 import { onCompilerAxis } from '../build/axis.js';
 import { UsageError } from '../errors.js';
 import { matchesGlob } from '../matrix/glob.js';
+import { findKernel } from '../matrix/kernels.js';
 import type { CaseExpectation, KernelDecl, Matrix, Tier } from '../matrix/load.js';
-import { closest } from '../matrix/load.js';
 import { type Shard, shardOf } from '../report/shard.js';
 
 export interface RunFilters {
@@ -72,14 +72,6 @@ export function kernelTiers(decl: KernelDecl): Tier[] {
   return bootable ? ['static', 'vm'] : ['static'];
 }
 
-function unknownKernel(name: string, known: string[], file: string): UsageError {
-  const close = closest(name, known);
-  return new UsageError(
-    `no kernel named ${JSON.stringify(name)}${close === undefined ? '' : ` (did you mean ${close}?)`}; the matrix has: ${known.join(', ')}`,
-    { file },
-  );
-}
-
 /** Whether an object's name is picked by a `--case` pattern: contains it, or matches it as a glob. */
 export function caseMatches(pattern: string, object: PlannedObject): boolean {
   const names = [object.name, ...(object.source === undefined ? [] : [object.source])];
@@ -130,10 +122,7 @@ export function planRun(matrix: Matrix, filters: RunFilters = {}): RunPlan {
       : filters.tier === undefined
         ? [...matrix.tiers]
         : [filters.tier];
-  const known = matrix.kernels.map((k) => k.name);
-  for (const name of filters.kernels ?? []) {
-    if (!known.includes(name)) throw unknownKernel(name, known, matrix.file);
-  }
+  for (const name of filters.kernels ?? []) findKernel(matrix.kernels, name, matrix.file);
   const wanted =
     filters.kernels === undefined || filters.kernels.length === 0 ? undefined : new Set(filters.kernels);
   const kernels = matrix.kernels
