@@ -6,7 +6,7 @@
  * registry; corematrix runs where no registry is reachable, so Ryuk is disabled and corematrix cleans
  * up after itself instead: every container it starts carries an owner label (host, pid and the
  * process's start time, so a reused pid is not mistaken for its owner), is removed when it ends, and
- * is removed when the process exits or is signalled (SIGINT/SIGTERM/SIGHUP). A SIGKILLed process
+ * is removed when the process exits or is signalled (SIGINT/SIGTERM/SIGHUP: process-cleanup.ts). A SIGKILLed process
  * cannot clean up; the next corematrix process to connect sweeps the containers of owners that are
  * gone.
  */
@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type Dockerode from 'dockerode';
 import { UsageError } from '../errors.js';
+import { atProcessEnd } from '../process-cleanup.js';
 
 /** Label naming the process that owns a container: `<host>/<pid>/<start time>`. */
 export const OWNER_LABEL = 'corematrix.owner';
@@ -125,40 +126,35 @@ export async function sweepLeftovers(engine: Engine): Promise<string[]> {
 
 // --- Containers of this process, removed when it goes ---------------------------------------------
 
-/** Other work to undo synchronously when the process exits or is signalled (an image build). */
-const interruptCleanups = new Set<() => void>();
-
 /**
  * Runs `cleanup` (synchronous) if the process exits or is signalled before the returned function
- * is called; the signal then ends the process as it would have without a handler.
+ * is called (an image build); the signal then ends the process as it would have without a handler.
  */
-export function atInterrupt(cleanup: () => void): () => void {
-  interruptCleanups.add(cleanup);
-  install();
-  return () => {
-    interruptCleanups.delete(cleanup);
-    if (owned.size === 0 && interruptCleanups.size === 0 && creating === 0) uninstall();
-  };
-}
+export { atProcessEnd as atInterrupt } from '../process-cleanup.js';
 
 /** Containers of this process → what to undo on the host once they are gone (their temporary files). */
 const owned = new Map<string, (() => void) | undefined>();
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-let installed = false;
+/** Container creations under way (their ids may not be known yet). */
+let creating = 0;
+/** The release of `removeOwnedNow` at the process's end, while there is anything to remove. */
+let releaseAtEnd: (() => void) | undefined;
+
+function removeAtEnd(): void {
+  releaseAtEnd ??= atProcessEnd(removeOwnedNow);
+}
+
+function releaseIfIdle(): void {
+  if (owned.size > 0 || creating > 0) return;
+  releaseAtEnd?.();
+  releaseAtEnd = undefined;
+}
 
 /**
  * Synchronous removal, for the 'exit' event and signals (no event loop left to run requests on):
  * the docker CLI, which reaches the engine as testcontainers does.
  */
 function removeOwnedNow(): void {
-  for (const cleanup of [...interruptCleanups]) {
-    try {
-      cleanup();
-    } catch {
-      // Best effort: the process is going anyway.
-    }
-  }
-  interruptCleanups.clear();
+  releaseAtEnd = undefined;
   const entries = [...owned];
   owned.clear();
   const ids = entries.map(([id]) => id);
@@ -191,42 +187,13 @@ function removeOwnedNow(): void {
 }
 
 /**
- * Removes the containers, then raises the signal again so that it does what it would have done
- * without this handler. Always, not only when no other listener is left: testcontainers loads
- * signal-exit (v3), whose listener only acts when it is the last one, and would otherwise leave a
- * signalled harness running on, to exit 0 once idle.
- */
-function onSignal(signal: NodeJS.Signals): void {
-  removeOwnedNow();
-  uninstall();
-  process.kill(process.pid, signal);
-}
-
-function install(): void {
-  if (installed) return;
-  installed = true;
-  process.on('exit', removeOwnedNow);
-  for (const s of SIGNALS) process.on(s, onSignal);
-}
-
-function uninstall(): void {
-  if (!installed) return;
-  installed = false;
-  process.off('exit', removeOwnedNow);
-  for (const s of SIGNALS) process.off(s, onSignal);
-}
-
-/**
  * Registers a container for removal when this process exits or is signalled; `cleanup`
  * (synchronous) then runs too, after the removal.
  */
 export function own(id: string, cleanup?: () => void): void {
   owned.set(id, cleanup);
-  install();
+  removeAtEnd();
 }
-
-/** Container creations under way (their ids may not be known yet). */
-let creating = 0;
 
 /**
  * Runs `create` (which creates and starts a container labelled with `ownerLabels()`) so that an
@@ -234,12 +201,12 @@ let creating = 0;
  */
 export async function whileCreating<T>(create: () => Promise<T>): Promise<T> {
   creating++;
-  install();
+  removeAtEnd();
   try {
     return await create();
   } finally {
     creating--;
-    if (owned.size === 0 && interruptCleanups.size === 0 && creating === 0) uninstall();
+    releaseIfIdle();
   }
 }
 
@@ -253,7 +220,7 @@ export async function removeOwned(engine: Engine, id: string): Promise<void> {
     if (status !== 404 && status !== 409) throw e;
   } finally {
     owned.delete(id);
-    if (owned.size === 0 && interruptCleanups.size === 0 && creating === 0) uninstall();
+    releaseIfIdle();
   }
 }
 

@@ -6,11 +6,12 @@
  * (the VM killed). Each outcome carries the phase times and the console's tail.
  *
  * Every QEMU runs in its own process group and is killed with it: on timeout, on abort, and when
- * the harness itself exits or receives SIGINT/SIGTERM/SIGHUP, so no VM outlives the harness (a
- * SIGKILLed harness is the one case no handler can cover).
+ * the harness itself exits or receives SIGINT/SIGTERM/SIGHUP (process-cleanup.ts), so no VM outlives
+ * the harness (a SIGKILLed harness is the one case no handler can cover).
  */
 
 import { execa } from 'execa';
+import { atProcessEnd } from '../process-cleanup.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -168,9 +169,8 @@ export function qemuArgs(o: BootOptions): string[] {
 
 // --- Process groups of live VMs, killed when the harness goes -------------------------------------
 
-/** Live VMs: pid → what to undo synchronously if the harness goes first (their temporary files). */
-const live = new Map<number, (() => void) | undefined>();
-const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** Live VMs: pid → the release of its kill at the harness's end (process-cleanup.ts). */
+const live = new Map<number, () => void>();
 
 function killGroup(pid: number): void {
   try {
@@ -178,38 +178,6 @@ function killGroup(pid: number): void {
   } catch {
     // Already gone.
   }
-}
-
-function killAll(): void {
-  for (const [pid, cleanup] of live) {
-    killGroup(pid);
-    try {
-      cleanup?.();
-    } catch {
-      // Best effort: the process is going anyway.
-    }
-  }
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  killAll();
-  uninstall();
-  // Nobody else handles it: end the process as the signal would have without our handler.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-let installed = false;
-function install(): void {
-  if (installed) return;
-  installed = true;
-  process.on('exit', killAll);
-  for (const s of SIGNALS) process.on(s, onSignal);
-}
-function uninstall(): void {
-  if (!installed) return;
-  installed = false;
-  process.off('exit', killAll);
-  for (const s of SIGNALS) process.off(s, onSignal);
 }
 
 /** Pids of the QEMU processes this process has running (tests check that none is left). */
@@ -253,8 +221,13 @@ export function spawnQemu(args: string[], onHarnessExit?: () => void): QemuProce
       })),
     };
   }
-  live.set(pid, onHarnessExit);
-  install();
+  live.set(
+    pid,
+    atProcessEnd(() => {
+      killGroup(pid);
+      onHarnessExit?.();
+    }),
+  );
   const stderr: Buffer[] = [];
   child.stderr.on('data', (b: Buffer) => {
     if (stderr.length < 256) stderr.push(b);
@@ -262,8 +235,8 @@ export function spawnQemu(args: string[], onHarnessExit?: () => void): QemuProce
   const exited = child.then((r) => {
     // QEMU has no children: when it is gone the group is gone; kill anyway in case it forked one.
     killGroup(pid);
+    live.get(pid)?.();
     live.delete(pid);
-    if (live.size === 0) uninstall();
     return {
       exitCode: r.signal === undefined ? r.exitCode : undefined,
       signal: r.signal,
