@@ -62,6 +62,27 @@ const targetS = make((b) => {
   return { int, s };
 });
 
+describe('candidate verdicts (as in libbpf debug log, one line per candidate)', () => {
+  test('a matching candidate shows its spec, one that does not match only its root', () => {
+    // Target: a second "struct s" (id 3) without a member b comes first and does not match.
+    const twoTargets = make((b) => {
+      const int = b.int('int', 4, { signed: true });
+      const lacking = b.struct('s', 4, [{ name: 'a', type: int, bitOffset: 0 }]);
+      const s = b.struct('s', 8, [
+        { name: 'b', type: int, bitOffset: 0 },
+        { name: 'a', type: int, bitOffset: 32 },
+      ]);
+      return { int, lacking, s };
+    });
+    const outcome = relocate(localS, 's', RELO_KIND.FIELD_BYTE_OFFSET, '0:1', twoTargets.btf);
+    expect(outcome.verdicts.map((v) => [v.candidate.id, v.matched, v.spec])).toEqual([
+      // bpf_core_format_spec of a spec with no accessors: the root, then an empty raw spec.
+      [2, false, '<byte_off> [2] struct s ( @ offset 0)'],
+      [3, true, '<byte_off> [3] struct s.b (0:0 @ offset 0)'],
+    ]);
+  });
+});
+
 describe('field relocations', () => {
   test('byte offset follows the member to its new place', () => {
     const r = ok(relocate(localS, 's', RELO_KIND.FIELD_BYTE_OFFSET, '0:1', targetS.btf));

@@ -362,8 +362,7 @@ export function calcReloInsn(
     for (let i = 0; i < candidates.length; i++) {
       const cand = candidates[i]!;
       const candSpec = matchSpec(local, cand.btf, cand.id);
-      const shown = candSpec ?? { ...emptyFor(local, cand) };
-      verdicts.push({ candidate: cand, matched: candSpec !== undefined, spec: formatSpec(shown) });
+      verdicts.push(candidateVerdict(cand, candSpec ?? emptyFor(local, cand), candSpec !== undefined));
       if (candSpec === undefined) continue;
       const candRes = calcRelo(relo, local, candSpec);
       if (targRes === undefined) {
@@ -400,6 +399,22 @@ export function calcReloInsn(
     if (!(e instanceof CoreFailure)) throw e;
     return { kind: 'error', errno: e.errno, message: e.message, localSpec: local, verdicts, candidates };
   }
+}
+
+/**
+ * A candidate's verdict, its spec formatted when first read: relocation itself never reads it (a
+ * fresh process formats ~500 of them for the case suite, for nothing).
+ */
+function candidateVerdict(candidate: Candidate, shown: CoreSpec, matched: boolean): CandidateVerdict {
+  let spec: string | undefined;
+  return {
+    candidate,
+    matched,
+    get spec() {
+      spec ??= formatSpec(shown);
+      return spec;
+    },
+  };
 }
 
 /**

@@ -4,7 +4,7 @@ import { resolveSize, skipModsAndTypedefs, typeOrFail } from './btf-walk.js';
 import { fieldsAreCompatible, typesAreCompatible, typesMatch } from './compat.js';
 import { CoreFailure, E2BIG, EINVAL } from './errno.js';
 import { isEnumvalBased, isFieldBased, isTypeBased, RELO_KIND } from './kinds.js';
-import { essentialNamesEqual } from './names.js';
+import { hasEssentialNameOf } from './names.js';
 import { type Accessor, CORE_SPEC_MAX_LEN, type CoreSpec, emptySpec, isFlexArray } from './spec.js';
 
 /**
@@ -27,8 +27,8 @@ export function matchSpec(local: CoreSpec, targBtf: Btf, targRootId: TypeId): Co
   if (isEnumvalBased(local.reloKind)) {
     const t = skipModsAndTypedefs(targBtf, targRootId);
     if (t.type.kind !== 'enum' && t.type.kind !== 'enum64') return undefined;
-    const localName = first.name!;
-    const idx = t.type.values.findIndex((v) => essentialNamesEqual(localName, v.name));
+    const matches = hasEssentialNameOf(first.name!);
+    const idx = t.type.values.findIndex((v) => matches(v.name));
     if (idx < 0) return undefined;
     targ.spec.push({ typeId: t.id, idx, name: t.type.values[idx]!.name });
     targ.rawSpec.push(idx);

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { essentialName, essentialNamesEqual } from './names.js';
+import { essentialName, essentialNamesEqual, hasEssentialNameOf } from './names.js';
 
 // Cases follow libbpf's bpf_core_essential_name_len (libbpf.c): the separator is the last
 // "X___Y" where X and Y are not underscores.
@@ -32,5 +33,19 @@ describe('essentialName', () => {
       expect(essentialNamesEqual(a, b)).toBe(equal);
       expect(essentialNamesEqual(b, a)).toBe(equal);
     }
+  });
+});
+
+describe('hasEssentialNameOf', () => {
+  test('answers as essentialNamesEqual, for names made of flavor separators and letters', () => {
+    const name = fc.stringMatching(/^[ab_]{0,9}$/);
+    fc.assert(
+      fc.property(name, name, (a, b) => {
+        expect(hasEssentialNameOf(a)(b)).toBe(essentialNamesEqual(a, b));
+      }),
+      { numRuns: 5000 },
+    );
+    expect(hasEssentialNameOf('x___old')('x___new')).toBe(true);
+    expect(hasEssentialNameOf('x___old')('xy')).toBe(false);
   });
 });

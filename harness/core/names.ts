@@ -29,3 +29,12 @@ export function essentialNamesEqual(a: string, b: string): boolean {
   const n = essentialNameLength(a);
   return n === essentialNameLength(b) && a.startsWith(b.slice(0, n));
 }
+
+/**
+ * `essentialNamesEqual(name, other)` as a test of `other`, with `name`'s essential name computed
+ * once: for searching many names (an enum's values) for one.
+ */
+export function hasEssentialNameOf(name: string): (other: string) => boolean {
+  const essential = essentialName(name);
+  return (other) => other.startsWith(essential) && essentialNameLength(other) === essential.length;
+}
