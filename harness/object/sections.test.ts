@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { attachTargetOf, findSectionDef, sectionMatches } from './sections.js';
+import { attachTargetOf, findSectionDef, SECTION_DEFS, sectionMatches } from './sections.js';
 
 describe('sectionMatches (libbpf sec_def_matches)', () => {
   test.each([
@@ -17,6 +18,20 @@ describe('sectionMatches (libbpf sec_def_matches)', () => {
 });
 
 describe('findSectionDef', () => {
+  test('finds what a search of the whole table in order finds (find_sec_def)', () => {
+    const linear = (section: string) => SECTION_DEFS.find((d) => sectionMatches(d.pattern, section));
+    const stems = SECTION_DEFS.map((d) => d.pattern.replace(/[+/]$/, ''));
+    expect(stems.every((stem) => stem !== '')).toBe(true);
+    const names = stems.flatMap((stem) => [stem, `${stem}/x`, `${stem}x`, `?${stem}`, stem.slice(0, -1)]);
+    for (const name of ['', '/', '+', ...names]) expect(findSectionDef(name)).toBe(linear(name));
+    fc.assert(
+      fc.property(fc.constantFrom(...stems), fc.stringMatching(/^[./a-z+_]{0,6}$/), (stem, tail) => {
+        expect(findSectionDef(stem + tail)).toBe(linear(stem + tail));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   test.each([
     ['fentry/do_unlinkat', 'TRACING', 'TRACE_FENTRY'],
     ['fexit/do_unlinkat', 'TRACING', 'TRACE_FEXIT'],

@@ -167,9 +167,21 @@ export function sectionMatches(pattern: string, section: string): boolean {
   return section === pattern;
 }
 
+/**
+ * SECTION_DEFS by the first character of their pattern, in table order. A section matches only
+ * patterns that start with its own first character (no pattern's stem is empty), so looking in one
+ * bucket finds what a search of the whole table finds, in a tenth of the comparisons.
+ */
+const DEFS_BY_FIRST_CHAR = new Map<string, SectionDef[]>();
+for (const d of SECTION_DEFS) {
+  const bucket = DEFS_BY_FIRST_CHAR.get(d.pattern[0]!);
+  if (bucket === undefined) DEFS_BY_FIRST_CHAR.set(d.pattern[0]!, [d]);
+  else bucket.push(d);
+}
+
 /** find_sec_def: the first definition matching the section name, if any. */
 export function findSectionDef(section: string): SectionDef | undefined {
-  return SECTION_DEFS.find((d) => sectionMatches(d.pattern, section));
+  return DEFS_BY_FIRST_CHAR.get(section.charAt(0))?.find((d) => sectionMatches(d.pattern, section));
 }
 
 /**
