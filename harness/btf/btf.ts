@@ -464,8 +464,10 @@ function scanTypes(
   marksStart: number,
 ): Scan {
   const nWords = w.length;
-  // Each record is at least 3 words, which bounds the count.
-  const offsets = new Uint32Array(Math.floor(nWords / 3));
+  // Each record is at least 3 words, which bounds the count. An exact division: V8 optimizes for
+  // what it has seen, and a kernel's word count happens to be a multiple of 3, an object's not
+  // (Math.floor(nWords / 3) then threw the optimized scan away at the first object).
+  const offsets = new Uint32Array((nWords - (nWords % 3)) / 3);
   const names = new Uint32Array(offsets.length);
   const deferredFuncs: number[] = [];
   let n = 0;
