@@ -17,7 +17,13 @@ import { CoreFailure, E2BIG, EINVAL } from './errno.js';
 /** skip_mods_and_typedefs: the first type past modifiers and typedefs, with its id. */
 export function skipModsAndTypedefs(btf: Btf, id: TypeId): { type: BtfType; id: TypeId } {
   typeOrFail(btf, id);
-  const skipped = asCoreFailure(() => btfSkipModsAndTypedefs(btf, id));
+  // Called for nearly every step of every relocation: no closure per call (asCoreFailure).
+  let skipped: TypeId;
+  try {
+    skipped = btfSkipModsAndTypedefs(btf, id);
+  } catch (e) {
+    throw coreFailureOf(e);
+  }
   return { type: typeOrFail(btf, skipped), id: skipped };
 }
 
