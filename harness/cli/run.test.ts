@@ -5,7 +5,7 @@
  * exit 2, leaving no reports behind.
  */
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +30,27 @@ function matrix(name: string, expectYaml = '', kernels = ['bullseye', 'bookworm'
     `kernels:\n${kernels.map((k) => decl[k]).join('')}cases:\n  - path: ${KC}\n${expectYaml}tiers: [static]\n`,
   );
   return file;
+}
+
+/** A testsuite of a junit.xml as python3's xml.etree reads it: its counts and testcases. */
+function junitSuite(
+  file: string,
+  suite: string,
+): { tests: string; failures: string; cases: { classname: string; name: string; failure?: string }[] } {
+  const script = `
+import json, sys, xml.etree.ElementTree as ET
+for s in ET.parse(sys.argv[1]).getroot().iter('testsuite'):
+    if s.get('name') != sys.argv[2]: continue
+    cases = []
+    for tc in s.iter('testcase'):
+        c = {'classname': tc.get('classname'), 'name': tc.get('name')}
+        f = tc.find('failure')
+        if f is not None: c['failure'] = f.get('message')
+        cases.append(c)
+    print(json.dumps({'tests': s.get('tests'), 'failures': s.get('failures'), 'cases': cases}))`;
+  const r = spawnSync('python3', ['-c', script, file, suite], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
 }
 
 beforeAll(async () => {
@@ -81,7 +102,31 @@ describe('expectations decide the exit code', () => {
     expect(r.stdout).toContain(`UNMET ${KC}: task_state_new_only loads on all kernels`);
     expect(r.stdout).toMatch(/bullseye: \S+ task_state_new_only is rejected: .*struct task_struct\.__state/);
     expect(r.stderr).toMatch(/^FAILED .*task_state_new_only loads on all kernels: bullseye:/m);
-    // The reports are written all the same: they show why.
+    // The reports are written all the same: they show why. report.json keeps the expectation
+    // (where the matrix states it: line 11, the entry under `expect:`), failed, with what broke it.
+    const name = `${KC}: task_state_new_only loads on all kernels`;
+    const report = await readReport(path.join(dir, 'unmet', 'report.json'));
+    expect(report.expectations).toHaveLength(1);
+    expect(report.expectations?.[0]).toMatchObject({
+      name,
+      source: `${m}:11`,
+      status: 'failed',
+      kernels: ['bullseye', 'bookworm'],
+    });
+    expect(report.expectations?.[0]?.message).toMatch(
+      /^bullseye: \S+ task_state_new_only is rejected: .*struct task_struct\.__state[^\n]*$/,
+    );
+    // junit.xml, as a JUnit reader parses it: a suite "expectations" with the failing testcase.
+    expect(junitSuite(path.join(dir, 'unmet', 'junit.xml'), 'expectations')).toEqual({
+      tests: '1',
+      failures: '1',
+      cases: [{ classname: `${m}:11`, name, failure: report.expectations?.[0]?.message }],
+    });
+    // summary.md: the unmet expectation is the first section, before the grid.
+    const summary = readFileSync(path.join(dir, 'unmet', 'summary.md'), 'utf8');
+    const sections = summary.split('\n').filter((l) => l.startsWith('### ') || l.startsWith('| object'));
+    expect(sections[0]).toBe('### ❌ 1 unmet expectation');
+    expect(summary).toContain('task\\_state\\_new\\_only loads on all kernels** (');
     expect(existsSync(path.join(dir, 'unmet', 'index.html'))).toBe(true);
   });
 
@@ -114,6 +159,14 @@ export default (c: Api): void => {
     expect(bad.status).toBe(1);
     expect(bad.stdout).toContain('UNMET kernel_changes.bpf.o: old-only rejected on bookworm');
     expect(bad.stdout).toContain(`deliberately broken (${caseFile})`);
+    // In report.json: the case file's expectation met, its check failed, both named by the case
+    // file (relative to the matrix).
+    const badReport = await readReport(path.join(cdir, 'bad', 'report.json'));
+    expect(badReport.expectations?.map((x) => [x.name, x.source, x.status])).toEqual([
+      ['kernel_changes.bpf.o: task_state_old_only rejected on bookworm', 'kernel_changes.case.ts', 'passed'],
+      ['kernel_changes.bpf.o: old-only rejected on bookworm', 'kernel_changes.case.ts', 'failed'],
+    ]);
+    expect(badReport.expectations?.[1]?.message).toBe(`deliberately broken (${caseFile})`);
     // Mistakes in the file are configuration mistakes: one line naming it, exit 2, no reports.
     writeFileSync(caseFile, 'export default (c) => { c.expect({ loads: "=> 5" }) }\n');
     const wrong = await runCorematrix('run', '--matrix', m, '--out', path.join(cdir, 'wrong'));

@@ -218,7 +218,7 @@ export function formatSummary(
       `expectations: ${met} met, ${unmet.length} unmet${unknown.length === 0 ? '' : `, ${unknown.length} not checked in this run`}`,
     );
     for (const e of unmet) {
-      lines.push(`  UNMET ${e.name}`);
+      lines.push(`  UNMET ${e.name} (${e.source})`);
       for (const f of e.failures.slice(0, 10)) lines.push(`    ${oneLine(f)}`);
       if (e.failures.length > 10) lines.push(`    … and ${e.failures.length - 10} more`);
     }

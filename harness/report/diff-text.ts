@@ -1,6 +1,7 @@
 /**
  * A baseline diff as plain text for a terminal or a CI log (`corematrix diff OLD NEW`): regressions
- * first, then fixes, new fields needing a guard, kernels and objects added or removed.
+ * first, then expectations newly failing, fixes, new fields needing a guard, kernels and objects
+ * added or removed.
  *
  * Names come from objects and BTF (attacker-controlled): control characters, line and paragraph
  * separators and bidirectional overrides are shown as \u escapes, so a name cannot move the
@@ -31,6 +32,15 @@ export function renderDiffText(diff: ReportDiff): string {
   else {
     out.push(`${plural(diff.regressions.length, 'regression')}:`);
     out.push(...diff.regressions.map((c) => change(c, 'now')));
+  }
+  if (diff.newlyFailingExpectations.length > 0) {
+    out.push(`${plural(diff.newlyFailingExpectations.length, 'expectation')} newly failing:`);
+    out.push(
+      ...diff.newlyFailingExpectations.map(
+        (x) =>
+          `  ${t(x.name)} (${t(x.source)})${x.message === undefined ? '' : `: ${t(x.message.split('\n')[0] ?? '')}`}`,
+      ),
+    );
   }
   if (diff.fixes.length > 0) {
     out.push(`${plural(diff.fixes.length, 'fix', 'fixes')}:`);

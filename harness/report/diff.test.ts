@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { diffReports } from './diff.js';
+import { renderDiffText } from './diff-text.js';
 import { caseObjects, staticSuiteReport } from './fixture.js';
 import type { Report, ReportCell, ReportProgram } from './schema.js';
 
@@ -137,6 +138,49 @@ describe('diffReports', () => {
     ]);
     expect(d.regressions.map((r) => [r.program, r.now])).toEqual([['p', 'needs-guard']]);
     expect(diffReports(ng, ng).newNeedsGuard).toEqual([]);
+  });
+
+  it('newly failing expectations: failed now, and passed, skipped or absent before', () => {
+    const base = report(['k'], []);
+    const x = (name: string, status: 'passed' | 'failed' | 'skipped', source = 'm.yaml:3') =>
+      ({
+        name,
+        source,
+        status,
+        ...(status === 'failed' ? { message: `${name} broke\nsecond line` } : {}),
+      }) as const;
+    const old: Report = {
+      ...base,
+      expectations: [
+        x('still', 'failed'),
+        x('was-ok', 'passed'),
+        x('was-skipped', 'skipped'),
+        x('moved', 'failed'),
+      ],
+    };
+    const now: Report = {
+      ...base,
+      expectations: [
+        x('still', 'failed'),
+        x('was-ok', 'failed'),
+        x('was-skipped', 'failed'),
+        x('moved', 'failed', 'other.case.ts'),
+        x('new', 'failed'),
+        x('fine', 'passed'),
+      ],
+    };
+    const d = diffReports(old, now);
+    expect(d.newlyFailingExpectations.map((e) => `${e.source} ${e.name}`)).toEqual([
+      'm.yaml:3 was-ok',
+      'm.yaml:3 was-skipped',
+      'other.case.ts moved',
+      'm.yaml:3 new',
+    ]);
+    expect(diffReports(now, now).newlyFailingExpectations).toEqual([]);
+    // A report with no expectations (an older corematrix's) fails none of them.
+    expect(diffReports(now, base).newlyFailingExpectations).toEqual([]);
+    const text = renderDiffText(d);
+    expect(text).toContain('4 expectations newly failing:\n  was-ok (m.yaml:3): was-ok broke\n');
   });
 
   it.skipIf(caseObjects().length === 0)(

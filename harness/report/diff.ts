@@ -5,13 +5,14 @@
  *   refused it; else static predicts rejected), or its object is now refused by libbpf (`error`);
  * - fix: the reverse;
  * - new needs-guard fields: (kernel, object, access) classified needs-guard now and not before;
- * - kernels (and objects) added and removed.
+ * - kernels (and objects) added and removed;
+ * - newly failing expectations: failed now, and not before (passed, skipped, or not declared).
  *
  * An infra error has no verdict, so it is never a regression nor a fix: neither side counts.
  */
 
 import { programOutcome } from './build.js';
-import type { Report, ReportCell, ReportCellStatus } from './schema.js';
+import type { Report, ReportCell, ReportCellStatus, ReportExpectation } from './schema.js';
 
 export interface ProgramChange {
   kernel: string;
@@ -40,6 +41,8 @@ export interface ReportDiff {
   kernelsRemoved: string[];
   objectsAdded: string[];
   objectsRemoved: string[];
+  /** Expectations that fail now and did not before, matched by where they are declared and name. */
+  newlyFailingExpectations: ReportExpectation[];
 }
 
 const key = (...parts: string[]) => parts.join('\u0000');
@@ -89,6 +92,15 @@ function added(a: readonly { name: string }[], b: readonly { name: string }[]): 
   return b.filter((x) => !had.has(x.name)).map((x) => x.name);
 }
 
+function newlyFailing(old: Report, now: Report): ReportExpectation[] {
+  const failedBefore = new Set(
+    (old.expectations ?? []).filter((x) => x.status === 'failed').map((x) => key(x.source, x.name)),
+  );
+  return (now.expectations ?? []).filter(
+    (x) => x.status === 'failed' && !failedBefore.has(key(x.source, x.name)),
+  );
+}
+
 export function diffReports(old: Report, now: Report): ReportDiff {
   const before = new Map(old.cells.map((c) => [key(c.kernel, c.object), c]));
   const regressions: ProgramChange[] = [];
@@ -116,5 +128,6 @@ export function diffReports(old: Report, now: Report): ReportDiff {
     kernelsRemoved: added(now.kernels, old.kernels),
     objectsAdded: added(old.objects, now.objects),
     objectsRemoved: added(now.objects, old.objects),
+    newlyFailingExpectations: newlyFailing(old, now),
   };
 }

@@ -206,6 +206,15 @@ function evilReport(): Report {
       }
     }
   }
+  r.expectations = [
+    {
+      name: `${SCRIPT_BREAK}: ${PROG} loads`,
+      source: `${QUOTES}:3`,
+      status: 'failed',
+      message: IMG,
+      kernels: [QUOTES],
+    },
+  ];
   return ReportSchema.parse(r);
 }
 
@@ -312,6 +321,60 @@ describe('index.html in headless Chromium', () => {
     await expect(page.locator('#count').textContent()).resolves.toBe('6 of 6 cells shown');
     await page.screenshot({ path: join(SCREENSHOTS, 'html-grid.png'), fullPage: true });
     expect(requests.every((u) => u.startsWith('file://'))).toBe(true);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('lists the expectations, unmet first with what broke them; no section when there are none', async () => {
+    const none = await open(sampleReport(), 'index.html');
+    await expect(none.page.locator('#expectations').isVisible()).resolves.toBe(false);
+    await none.page.close();
+    const report: Report = {
+      ...sampleReport(),
+      expectations: [
+        {
+          name: 'tracer.bpf.o: on_exec loads on all kernels',
+          source: 'matrix.yaml:7',
+          status: 'passed',
+          kernels: [K510, K61],
+        },
+        {
+          name: 'task_state.bpf.o: on_switch loads on >= 5.10',
+          source: 'matrix.yaml:12',
+          status: 'failed',
+          message: `${K510}: task_state.bpf.o on_switch is rejected: struct task_struct has no field __state\n${K612}: task_state.bpf.o has no program on_switch`,
+          kernels: [K510, K61, K612],
+        },
+        {
+          name: 'task_state.bpf.o: ok on sid',
+          source: 'task_state.case.ts',
+          status: 'skipped',
+          message: 'nothing to check in this run',
+        },
+      ],
+    };
+    const { page, problems } = await open(report, 'expectations.html');
+    const section = page.locator('#expectations');
+    await expect(section.isVisible()).resolves.toBe(true);
+    await expect(section.locator('p').first().textContent()).resolves.toBe(
+      '1 met, 1 unmet, 1 not checked in this run',
+    );
+    await expect(
+      section
+        .locator('li')
+        .evaluateAll((lis) =>
+          lis.map((li) => (li as unknown as { dataset: { status: string } }).dataset.status),
+        ),
+    ).resolves.toEqual(['failed', 'skipped', 'passed']);
+    const unmet = section.locator('li').first();
+    await expect(unmet.locator('.badge').textContent()).resolves.toBe('unmet');
+    await expect(unmet.locator('.src').textContent()).resolves.toBe(
+      `matrix.yaml:12 \u2014 ${K510}, ${K61}, ${K612}`,
+    );
+    await expect(unmet.locator('pre').textContent()).resolves.toBe(
+      `${K510}: task_state.bpf.o on_switch is rejected: struct task_struct has no field __state\n${K612}: task_state.bpf.o has no program on_switch`,
+    );
+    await page.screenshot({ path: join(SCREENSHOTS, 'html-expectations.png'), fullPage: true });
     expect(problems).toEqual([]);
     await page.close();
   });
@@ -499,6 +562,10 @@ describe('index.html in headless Chromium', () => {
     await expect(detail.locator('tr.reloc code').first().textContent()).resolves.toBe(ACCESS);
     await expect(detail.locator('tr.reloc td.fix').textContent()).resolves.toBe(IMG);
     await expect(page.locator('#fieldtab code.access').first().textContent()).resolves.toBe(ACCESS);
+    const unmet = page.locator('#expectations li');
+    await expect(unmet.locator('.mono').textContent()).resolves.toBe(`${SCRIPT_BREAK}: ${PROG} loads`);
+    await expect(unmet.locator('.src').textContent()).resolves.toBe(`${QUOTES}:3 \u2014 ${QUOTES}`);
+    await expect(unmet.locator('pre').textContent()).resolves.toBe(IMG);
     await page.locator('#filter-text').fill('<img');
     await expect(visibleCells(page).count()).resolves.toBe(6);
     await page.locator('#filter-text').fill('');

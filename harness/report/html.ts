@@ -40,6 +40,7 @@ export function renderHtml(report: Report): string {
 <body>
 <header><h1>corematrix report</h1><p id="meta"></p></header>
 <noscript><p>This report is drawn by its inline script: enable JavaScript, or read report.json.</p></noscript>
+<section id="expectations" aria-label="Expectations" class="hidden"></section>
 <section id="filters" aria-label="Filters"></section>
 <section id="grid-section" aria-label="Objects by kernel"><div id="grid-wrap"></div></section>
 <section id="detail" aria-live="polite"><p class="hint">Click a cell to see its programs and relocations.</p></section>
@@ -115,6 +116,10 @@ td.fix{max-width:28rem}
 ul.reasons{margin:.2rem 0;padding-left:1.2rem}
 .fieldtab td.fc{min-width:6rem}
 .fieldtab .vals{display:block;font-size:11.5px}
+ul.expectations{list-style:none;margin:.3rem 0;padding:0}
+ul.expectations li{margin:.25rem 0;overflow-wrap:anywhere}
+ul.expectations .src{color:#4a5563;margin-left:.4rem}
+ul.expectations pre{margin:.2rem 0 .4rem}
 `;
 
 // The page script: plain ES2017 for the browser. It reads the JSON block and builds every node
@@ -487,6 +492,32 @@ const SCRIPT = `
         if (vals.size) add(td, el('span', 'vals mono', Array.from(vals).slice(0, 3).join(', ') + (vals.size > 3 ? ', \\u2026' : '')));
         td.title = who.slice(0, 20).join('\\n') + (who.length > 20 ? '\\n\\u2026' : '');
       });
+    });
+  }
+
+  // ---- expectations (matrix.yaml expect:, case files): unmet first, with what broke them
+  var expectations = Array.isArray(report.expectations) ? report.expectations : [];
+  if (expectations.length) {
+    var exSection = document.getElementById('expectations');
+    exSection.classList.remove('hidden');
+    var EX_ORDER = ['failed', 'skipped', 'passed'];
+    var EX_TEXT = { failed: 'unmet', skipped: 'not checked', passed: 'met' };
+    var EX_CLASS = { failed: 'v-bad', skipped: 'v-infra', passed: 'v-good' };
+    var exCount = function (st) { return expectations.filter(function (x) { return x.status === st; }).length; };
+    add(exSection, el('h2', '', 'Expectations'));
+    add(exSection, el('p', '', exCount('passed') + ' met, ' + exCount('failed') + ' unmet' +
+      (exCount('skipped') ? ', ' + exCount('skipped') + ' not checked in this run' : '')));
+    var exList = add(exSection, el('ul', 'expectations'));
+    expectations.slice().sort(function (a, b) {
+      return EX_ORDER.indexOf(a.status) - EX_ORDER.indexOf(b.status);
+    }).forEach(function (x) {
+      var li = add(exList, el('li'));
+      li.dataset.status = known(EX_ORDER, x.status) ? x.status : 'unknown';
+      add(li, verdictBadge(EX_TEXT[x.status] || str(x.status), EX_CLASS[x.status] || 'v-infra'));
+      add(li, document.createTextNode(' '));
+      add(li, el('span', 'mono', x.name));
+      add(li, el('span', 'src', str(x.source) + (Array.isArray(x.kernels) && x.kernels.length ? ' \u2014 ' + x.kernels.join(', ') : '')));
+      if (x.message) add(li, el(x.status === 'failed' ? 'pre' : 'div', x.status === 'failed' ? '' : 'hint', x.message));
     });
   }
 

@@ -145,6 +145,32 @@ describe('junit.xml', () => {
     );
   });
 
+  it('expectations: a testsuite of their own, failures with what broke them, hostile names parsed back', () => {
+    const xml = renderJunit({
+      ...hostileReport,
+      expectations: [
+        {
+          name: `o${HOSTILE}: loads`,
+          source: 'm.yaml:7',
+          status: 'failed',
+          message: `k: ${HOSTILE}\nk2: broke too`,
+        },
+        { name: 'o: rejected on k2', source: 'x.case.ts', status: 'passed', kernels: ['k2'] },
+        { name: 'o: ok on k3', source: 'x.case.ts', status: 'skipped', message: 'nothing to check' },
+      ],
+    });
+    if (hasXmllint) expect(xmllint(xml)).toBe('');
+    expect(etree(xml).slice(-3)).toEqual([
+      ['m.yaml:7', `o${CLEAN}: loads`, ['failure'], `k: </testcase><x a="1">&amp;'"]]><!-- \t`],
+      ['x.case.ts', 'o: rejected on k2', [], null],
+      ['x.case.ts', 'o: ok on k3', ['skipped'], null],
+    ]);
+    expect(xml).toMatch(/<testsuite name="expectations" tests="3" failures="1" errors="0" skipped="1" /);
+    expect(xml).toMatch(/<testsuites name="corematrix" tests="7" failures="3" errors="0" skipped="2" /);
+    expect(xml).toContain('k2: broke too');
+    expect(renderJunit(hostileReport)).not.toContain('name="expectations"');
+  });
+
   it.skipIf(caseObjects().length === 0)(
     'the case suite: a testsuite per kernel, a testcase per program',
     async () => {

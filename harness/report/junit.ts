@@ -3,11 +3,13 @@
  * per object × program (classname = the object, name = the program); a failing program carries its
  * cause (failure type `needs-guard` when unguarded CO-RE accesses alone make it fail, else `failing`) (the VM's, else the static tier's reasons, with the fixes of relocations that need a
  * guard), an infra error is skipped (its truth is unknown), and an object libbpf refuses on a
- * kernel is one failing testcase named `(object)`.
+ * kernel is one failing testcase named `(object)`. The run's expectations (matrix.yaml `expect:`,
+ * case files) are one more testsuite, "expectations": a testcase each (classname = where it is
+ * declared), failing with what broke it, skipped when the run had nothing to check it on.
  */
 
 import { failsOnlyForGuards, programOutcome } from './build.js';
-import type { Report, ReportCell, ReportProgram } from './schema.js';
+import type { Report, ReportCell, ReportExpectation, ReportProgram } from './schema.js';
 
 export interface XmlElement {
   name: string;
@@ -97,6 +99,43 @@ function testcase(cell: ReportCell, p: ReportProgram): XmlElement {
   return tc;
 }
 
+function expectationCase(e: ReportExpectation): XmlElement {
+  const tc: XmlElement = {
+    name: 'testcase',
+    attributes: { classname: e.source, name: e.name },
+    children: [],
+  };
+  const on = e.kernels === undefined ? [] : [`checked on: ${e.kernels.join(', ')}`];
+  if (e.status === 'failed') {
+    const message = e.message ?? 'unmet';
+    tc.children!.push({
+      name: 'failure',
+      attributes: { message: firstLine(message), type: 'expectation' },
+      text: [message, ...on].join('\n'),
+    });
+  } else if (e.status === 'skipped') {
+    tc.children!.push({ name: 'skipped', attributes: { message: firstLine(e.message ?? 'not checked') } });
+  }
+  return tc;
+}
+
+function testsuite(name: string, hostname: string, cases: XmlElement[], timestamp: string) {
+  const count = (n: string) => cases.filter((c) => c.children?.some((x) => x.name === n)).length;
+  return {
+    name: 'testsuite',
+    attributes: {
+      name,
+      tests: cases.length,
+      failures: count('failure'),
+      errors: 0,
+      skipped: count('skipped'),
+      timestamp,
+      hostname,
+    },
+    children: cases,
+  } satisfies XmlElement;
+}
+
 export function renderJunit(report: Report): string {
   const suites = report.kernels.map((k) => {
     const cells = report.cells.filter((c) => c.kernel === k.name);
@@ -117,21 +156,18 @@ export function renderJunit(report: Report): string {
       }
       for (const p of cell.programs) cases.push(testcase(cell, p));
     }
-    const count = (n: string) => cases.filter((c) => c.children?.some((x) => x.name === n)).length;
-    return {
-      name: 'testsuite',
-      attributes: {
-        name: k.name,
-        tests: cases.length,
-        failures: count('failure'),
-        errors: 0,
-        skipped: count('skipped'),
-        timestamp: report.generatedAt,
-        hostname: k.source,
-      },
-      children: cases,
-    } satisfies XmlElement;
+    return testsuite(k.name, k.source, cases, report.generatedAt);
   });
+  if (report.expectations !== undefined && report.expectations.length > 0) {
+    suites.push(
+      testsuite(
+        'expectations',
+        report.run.matrix ?? 'corematrix',
+        report.expectations.map(expectationCase),
+        report.generatedAt,
+      ),
+    );
+  }
   const total = (a: 'tests' | 'failures' | 'skipped') => suites.reduce((n, s) => n + s.attributes[a], 0);
   const root: XmlElement = {
     name: 'testsuites',

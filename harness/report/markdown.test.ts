@@ -115,6 +115,47 @@ describe('summary.md', () => {
     );
   });
 
+  it('unmet expectations right after the regressions (first without a diff), names escaped', () => {
+    const withExpectations: Report = {
+      ...report,
+      expectations: [
+        { name: 'o: p loads on all kernels', source: 'm.yaml:4', status: 'passed', kernels: ['k1'] },
+        {
+          name: `o: ${HOSTILE}`,
+          source: 'm.yaml:9',
+          status: 'failed',
+          // One line per failure (the runner flattens each).
+          message: `k1: o ${HOSTILE.replace('\n', ' ')} is rejected\nk2: o has no program q`,
+        },
+        {
+          name: 'o: q loads',
+          source: 'o.case.ts',
+          status: 'skipped',
+          message: 'nothing to check in this run',
+        },
+      ],
+    };
+    const plain = renderMarkdown(withExpectations);
+    const lines = plain.split('\n');
+    const heading = lines.findIndex((l) => l.startsWith('### '));
+    expect(lines[heading]).toBe('### ❌ 1 unmet expectation');
+    expect(heading).toBeLessThan(lines.findIndex((l) => l.startsWith('| object |')));
+    const item = lines[heading + 2]!;
+    expect(shown(item)).toBe(
+      `- **o: ${HOSTILE.replace('\n', ' ')}** (m.yaml:9): k1: o ${HOSTILE.replace('\n', ' ')} is rejected (and 1 more)`,
+    );
+    expect(item).not.toMatch(/<img|\]\(|\n/);
+    expect(plain).toContain('Expectations: 1 met, 1 unmet, 1 not checked in this run.');
+    const before: Report = { ...withExpectations, expectations: [] };
+    const md = renderMarkdown(withExpectations, { diff: diffReports(before, withExpectations) });
+    const at = (s: string) => md.indexOf(s);
+    expect(at('No regressions against the baseline.')).toBeLessThan(at('### ❌ 1 unmet expectation'));
+    expect(at('### ❌ 1 unmet expectation')).toBeLessThan(at('| object |'));
+    const met: Report = { ...withExpectations, expectations: withExpectations.expectations!.slice(0, 1) };
+    expect(renderMarkdown(met)).toContain('Expectations: 1 met, 0 unmet.');
+    expect(renderMarkdown(report)).not.toContain('Expectations:');
+  });
+
   it.skipIf(caseObjects().length === 0)(
     'the case suite: every cell in the grid, kernel_changes fields listed with fixes',
     async () => {

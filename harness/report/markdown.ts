@@ -1,6 +1,7 @@
 /**
  * summary.md from report.json: short Markdown for a PR comment or $GITHUB_STEP_SUMMARY. With a
- * baseline diff, regressions come first (then fixes and new needs-guard fields); then the grid
+ * baseline diff, regressions come first; then the unmet expectations (matrix.yaml `expect:`, case
+ * files) and how many were met; then, with a diff, fixes and new needs-guard fields; then the grid
  * (objects × kernels, a status emoji and word per cell); then the fields that need a guard, each
  * with its fix and the kernels where it fails; then why the failing cells fail.
  *
@@ -58,6 +59,29 @@ function list<T>(items: readonly T[], max: number, line: (t: T) => string): stri
   return out;
 }
 
+/** The unmet expectations, each with where it is declared and what broke it, then the counts. */
+function expectationLines(report: Report, max: number): string[] {
+  const all = report.expectations ?? [];
+  if (all.length === 0) return [];
+  const e = mdEscape;
+  const failed = all.filter((x) => x.status === 'failed');
+  const count = (s: string) => all.filter((x) => x.status === s).length;
+  const counts = `${count('passed')} met, ${failed.length} unmet${count('skipped') === 0 ? '' : `, ${count('skipped')} not checked in this run`}`;
+  if (failed.length === 0) return [`Expectations: ${counts}.`, ''];
+  return [
+    `### ❌ ${failed.length} unmet expectation${failed.length === 1 ? '' : 's'}`,
+    '',
+    ...list(failed, max, (x) => {
+      const lines = (x.message ?? 'unmet').split('\n');
+      const more = lines.length > 1 ? ` (and ${lines.length - 1} more)` : '';
+      return `**${e(x.name)}** (${e(x.source)}): ${e(lines[0] ?? '')}${more}`;
+    }),
+    '',
+    `Expectations: ${counts}.`,
+    '',
+  ];
+}
+
 export function renderMarkdown(report: Report, options: MarkdownOptions = {}): string {
   const max = options.maxItems ?? 30;
   const e = mdEscape;
@@ -75,7 +99,9 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
   );
 
   const d = options.diff;
-  if (d !== undefined) {
+  const expectations = expectationLines(report, max);
+  if (d === undefined) out.push(...expectations);
+  else {
     if (d.regressions.length > 0) {
       out.push(`### ❌ ${d.regressions.length} regression${d.regressions.length === 1 ? '' : 's'}`, '');
       out.push(
@@ -88,6 +114,7 @@ export function renderMarkdown(report: Report, options: MarkdownOptions = {}): s
         '',
       );
     } else out.push('No regressions against the baseline.', '');
+    out.push(...expectations);
     if (d.fixes.length > 0) {
       out.push(`### ✅ ${d.fixes.length} fixed`, '');
       out.push(

@@ -8,11 +8,21 @@
  * different corematrix or matrix), a cell in two shards, and a shard missing or given twice. With
  * `files` (each shard's file, in the same order), the error names the file at fault: the error's
  * `file` when it is one shard's, the message when it is two's.
+ *
+ * Expectations: every shard declares all of the run's expectations (a shard keeps all the run's
+ * objects) and evaluated each on its own cells, so the shards must list the same ones in the same
+ * order, and each is merged from its shards' results: failed when it failed in any shard (the
+ * failing shards' lines, in shard order, each once), else passed when it passed in any, else skipped; its
+ * kernels are the union. For matrix.yaml's expectations and a case file's `expect` this is the
+ * unsharded result: each is a condition on every cell it checks (a `field`'s "relocated at all" is
+ * a property of the object, the same in each cell). A case file's `check` function sees only its
+ * shard's cells: the merge keeps any shard's failure, so it never hides one, but may keep one that
+ * the whole run's cells would have passed.
  */
 
 import { UsageError } from '../errors.js';
 import { sortCells } from './build.js';
-import type { Report } from './schema.js';
+import type { Report, ReportExpectation } from './schema.js';
 import { cellKey } from './shard.js';
 
 function sameJson(a: unknown, b: unknown): boolean {
@@ -48,6 +58,45 @@ function union<T extends { name: string }>(
     }
   }
   return [...out.values()];
+}
+
+function mergeExpectations(
+  shards: readonly Report[],
+  kernels: readonly { name: string }[],
+  files: readonly string[] | undefined,
+): ReportExpectation[] | undefined {
+  const lists = shards.map((s) => s.expectations ?? []);
+  const first = lists[0] ?? [];
+  for (const [i, list] of lists.entries()) {
+    const same =
+      list.length === first.length &&
+      list.every((x, j) => x.name === first[j]!.name && x.source === first[j]!.source);
+    if (!same) throw shardError('the shards declare different expectations: not shards of one run', files, i);
+  }
+  if (first.length === 0) return undefined;
+  return first.map((x, j) => {
+    const results = lists.map((list) => list[j]!);
+    const failed = results.filter((r) => r.status === 'failed');
+    const status =
+      failed.length > 0 ? 'failed' : results.some((r) => r.status === 'passed') ? 'passed' : 'skipped';
+    const messages =
+      status === 'failed'
+        ? // A line per failure; the same line from two shards is one finding about the object as a
+          // whole (a field no program relocates), as a cell's lines name the cell's kernel.
+          [...new Set(failed.flatMap((r) => (r.message ?? 'unmet').split('\n')))]
+        : status === 'skipped'
+          ? [...new Set(results.map((r) => r.message ?? ''))].filter((m) => m !== '')
+          : [];
+    const checkedOn = new Set(results.flatMap((r) => r.kernels ?? []));
+    const on = kernels.map((k) => k.name).filter((k) => checkedOn.has(k));
+    return {
+      name: x.name,
+      source: x.source,
+      status,
+      ...(messages.length === 0 ? {} : { message: messages.join(status === 'failed' ? '\n' : '; ') }),
+      ...(on.length === 0 ? {} : { kernels: on }),
+    };
+  });
 }
 
 export function mergeReports(shards: readonly Report[], files?: readonly string[]): Report {
@@ -113,6 +162,7 @@ export function mergeReports(shards: readonly Report[], files?: readonly string[
   const tiers = (['static', 'vm'] as const).filter((t) => shards.some((s) => s.run.tiers.includes(t)));
   const run: Report['run'] = { tiers, durationMs: Math.max(...shards.map((s) => s.run.durationMs)) };
   if (first.run.matrix !== undefined) run.matrix = first.run.matrix;
+  const expectations = mergeExpectations(shards, kernels, files);
   return {
     schemaVersion: first.schemaVersion,
     generatedAt:
@@ -129,5 +179,6 @@ export function mergeReports(shards: readonly Report[], files?: readonly string[
       kernels,
       objects,
     ),
+    ...(expectations === undefined ? {} : { expectations }),
   };
 }

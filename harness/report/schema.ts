@@ -108,6 +108,22 @@ const Cell = z.object({
     .optional(),
 });
 
+/** How an expectation came out: `skipped` when the run had nothing to check it on. */
+export const ExpectationStatus = z.enum(['passed', 'failed', 'skipped']);
+
+/** An expectation of the matrix (`expect:`) or of a case file (`expect`, `check`), as the run found it. */
+const Expectation = z.object({
+  /** `<object>: <what is expected>`, as the run prints it: `x.bpf.o: task_state_new_only loads on >= 5.14`. */
+  name: z.string(),
+  /** Where it is declared: `FILE:LINE` in the matrix (the matrix as the run names it), or the case file. */
+  source: z.string(),
+  status: ExpectationStatus,
+  /** failed: what broke it, one line per failure; skipped: why nothing was checked. */
+  message: z.string().optional(),
+  /** The kernels whose cells it was checked on, in the report's kernel order. */
+  kernels: z.array(z.string()).optional(),
+});
+
 export const ReportSchema = z.object({
   schemaVersion: z.literal(REPORT_SCHEMA_VERSION),
   generatedAt: z.string(),
@@ -122,6 +138,8 @@ export const ReportSchema = z.object({
   kernels: z.array(Kernel),
   objects: z.array(BpfObject),
   cells: z.array(Cell),
+  /** The run's expectations, in the order they are declared (absent when it had none). */
+  expectations: z.array(Expectation).optional(),
 });
 
 export type Report = z.infer<typeof ReportSchema>;
@@ -131,6 +149,8 @@ export type ReportCell = z.infer<typeof Cell>;
 export type ReportProgram = z.infer<typeof Program>;
 export type ReportRelocation = z.infer<typeof Relocation>;
 export type ReportCellStatus = z.infer<typeof CellStatus>;
+export type ReportExpectation = z.infer<typeof Expectation>;
+export type ReportExpectationStatus = z.infer<typeof ExpectationStatus>;
 
 /** The schema as JSON Schema (published as docs/report.schema.json). */
 export function reportJsonSchema(): unknown {

@@ -1,10 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseExpectEntry } from '../matrix/expect.js';
+import { evaluateExpectation } from '../run/expect.js';
+import { expectationOutcome, reportExpectation } from '../run/runner.js';
 import { buildReport } from './build.js';
 import { caseObjects, staticSuiteInput, staticSuiteReport } from './fixture.js';
 import { parseReport, serializeReport } from './json.js';
 import { mergeReports } from './merge.js';
-import type { Report } from './schema.js';
+import type { Report, ReportExpectation } from './schema.js';
 import { cellKey, githubMatrix, parseShard, shardOf } from './shard.js';
 
 const cellsArb = fc.uniqueArray(fc.record({ kernel: fc.string(), object: fc.string() }), {
@@ -71,6 +74,65 @@ describe.skipIf(caseObjects().length === 0)('shard + merge on the case suite × 
       expect(merged.run.shard).toBeUndefined();
       expect(merged.generatedAt).toBe(`2026-01-0${n}T00:00:00.000Z`);
     }
+  });
+
+  it('merged expectations are those the unsharded run finds, whichever shard checked which cell', async () => {
+    const input = await staticSuiteInput();
+    const whole = await staticSuiteReport();
+    // Met, unmet on some kernels only, never checkable (no kernel of that name), and a field.
+    const entries = [
+      { loads: 'all' },
+      { rejected: '< 5.14' },
+      { status: 'needs-guard', on: 'all' },
+      { status: 'ok', on: ['no-such-kernel'] },
+      { field: 'struct task_struct.__state', is: 'resolved' },
+    ];
+    const declared = whole.objects.flatMap((o) =>
+      entries.flatMap((entry, i) => {
+        const parsed = parseExpectEntry(entry);
+        if (!('expectations' in parsed)) throw new Error(JSON.stringify(parsed.problems));
+        return parsed.expectations.map((e) => ({ e, object: o.name, source: `matrix.yaml:${i + 1}` }));
+      }),
+    );
+    const evaluate = (r: Report): ReportExpectation[] =>
+      declared.map(({ e, object, source }) =>
+        reportExpectation(
+          expectationOutcome({ name: `${object}: ${e.text}`, source }, evaluateExpectation(e, [object], r)),
+        ),
+      );
+    const expected = evaluate(whole);
+    const statuses = new Set(expected.map((x) => x.status));
+    expect([...statuses].sort()).toEqual(['failed', 'passed', 'skipped']);
+    // Failures are listed shard by shard once merged: compared as sets of lines.
+    const comparable = (list: ReportExpectation[] | undefined) =>
+      list?.map((x) => ({
+        ...x,
+        message: x.status === 'failed' ? x.message?.split('\n').sort() : undefined,
+      }));
+    for (const n of [2, 3, 5]) {
+      const shards = Array.from({ length: n }, (_, i) => {
+        const r = buildReport({
+          ...input,
+          shard: { index: i + 1, count: n },
+          cells: shardOf(input.cells, i + 1, n),
+        });
+        return { ...r, expectations: evaluate(r) };
+      });
+      const merged = mergeReports(shards);
+      expect(comparable(merged.expectations)).toEqual(comparable(expected));
+    }
+    // Shards that do not declare the same expectations are not shards of one run.
+    const one = buildReport({ ...input, shard: { index: 1, count: 2 }, cells: shardOf(input.cells, 1, 2) });
+    const two = buildReport({ ...input, shard: { index: 2, count: 2 }, cells: shardOf(input.cells, 2, 2) });
+    expect(() =>
+      mergeReports(
+        [
+          { ...one, expectations: evaluate(one) },
+          { ...two, expectations: evaluate(two).slice(1) },
+        ],
+        ['a.json', 'b.json'],
+      ),
+    ).toThrow('the shards declare different expectations: not shards of one run');
   });
 
   it('refuses a missing or repeated shard, a cell in two shards, and shards of different runs', async () => {

@@ -34,6 +34,8 @@ export interface ExpectationResult {
   failures: string[];
   /** Cells checked. */
   checked: number;
+  /** The kernels of the cells checked, in the report's order. */
+  kernels: string[];
   /** Why cells could not be checked (infra errors, kernels without a version). */
   skipped: string[];
 }
@@ -104,6 +106,7 @@ export function evaluateExpectation(
   const failures: string[] = [];
   const skipped: string[] = [];
   let checked = 0;
+  const checkedKernels = new Set<string>();
   const kernels = new Map(report.kernels.map((k) => [k.name, k]));
   let fieldSeen = false;
   for (const cell of report.cells) {
@@ -121,6 +124,7 @@ export function evaluateExpectation(
       continue;
     }
     checked++;
+    checkedKernels.add(cell.kernel);
     const at = `${cell.kernel}: ${cell.object}`;
     switch (e.kind) {
       case 'status':
@@ -167,5 +171,5 @@ export function evaluateExpectation(
     );
   }
   const state = failures.length > 0 ? 'unmet' : checked === 0 ? 'unknown' : 'met';
-  return { state, failures, checked, skipped };
+  return { state, failures, checked, kernels: [...checkedKernels], skipped };
 }

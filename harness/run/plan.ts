@@ -79,7 +79,7 @@ export function caseMatches(pattern: string, object: PlannedObject): boolean {
 }
 
 /** A file as reports name it: relative to the matrix's directory when inside it, else absolute. */
-function reportName(dir: string, file: string): string {
+export function reportName(dir: string, file: string): string {
   const rel = path.relative(dir, file);
   return rel === '' || rel.startsWith('..') || path.isAbsolute(rel) ? file : rel;
 }

@@ -81,10 +81,19 @@ describe('corematrix run on the default matrix, both tiers', () => {
     ).toHaveLength(report.cells.length);
   });
 
-  test('junit.xml has a testsuite per kernel; summary.md the grid', () => {
+  test('junit.xml has a testsuite per kernel and one of the expectations; summary.md the grid', () => {
     const junit = readFileSync(path.join(out, 'junit.xml'), 'utf8');
-    expect(junit.match(/<testsuite /g)).toHaveLength(5);
-    expect(readFileSync(path.join(out, 'summary.md'), 'utf8')).toContain('bullseye');
+    expect(junit.match(/<testsuite /g)).toHaveLength(report.kernels.length + 1);
+    // Every expectation of the default matrix met: a passing testcase each.
+    const expectations = report.expectations ?? [];
+    expect(expectations.length).toBeGreaterThan(0);
+    expect(expectations.every((x) => x.status === 'passed')).toBe(true);
+    expect(junit).toContain(
+      `<testsuite name="expectations" tests="${expectations.length}" failures="0" errors="0" skipped="0"`,
+    );
+    const summary = readFileSync(path.join(out, 'summary.md'), 'utf8');
+    expect(summary).toContain('bullseye');
+    expect(summary).toContain(`Expectations: ${expectations.length} met, 0 unmet.`);
   });
 
   test('index.html opens in Chromium from file:// and shows the whole grid', async () => {
@@ -93,6 +102,9 @@ describe('corematrix run on the default matrix, both tiers', () => {
       const { page, problems, requests } = await browser.open(path.join(out, 'index.html'), '#grid');
       await expect(page.locator('#grid button.cell').count()).resolves.toBe(report.cells.length);
       await expect(page.locator('#grid thead th').count()).resolves.toBe(report.kernels.length + 1);
+      await expect(page.locator('#expectations li[data-status=passed]').count()).resolves.toBe(
+        report.expectations?.length ?? 0,
+      );
       await expect(page.locator('#count').textContent()).resolves.toBe(
         `${report.cells.length} of ${report.cells.length} cells shown`,
       );

@@ -25,6 +25,7 @@
 
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { staticVerdicts } from '../analysis/verdict.js';
 import type { BuiltObject } from '../build/build.js';
 import { buildError } from '../build/report.js';
@@ -42,12 +43,18 @@ import {
   reportKernel,
 } from '../report/build.js';
 import { diffReports, type ReportDiff } from '../report/diff.js';
-import type { Report, ReportCellStatus, ReportKernel, ReportObject } from '../report/schema.js';
+import type {
+  Report,
+  ReportCellStatus,
+  ReportExpectation,
+  ReportKernel,
+  ReportObject,
+} from '../report/schema.js';
 import type { CellOptions, CellResult, CellInput as VmCellInput } from '../vm/cell.js';
 import { DEFAULT_RETRY, VmPool } from '../vm/pool.js';
 import { type CaseFile, checkContext } from './case-files.js';
-import { evaluateExpectation } from './expect.js';
-import type { RunPlan } from './plan.js';
+import { type ExpectationResult, evaluateExpectation } from './expect.js';
+import { type RunPlan, reportName } from './plan.js';
 import {
   runTaskTree,
   type SuiteSpec,
@@ -98,9 +105,13 @@ export interface RunMatrixInput {
 
 export interface ExpectationOutcome {
   name: string;
+  /** Where it is declared: `MATRIX:LINE`, or the case file (as the report names files). */
+  source: string;
   state: 'met' | 'unmet' | 'unknown';
   failures: string[];
   note?: string;
+  /** The kernels whose cells it was checked on. */
+  kernels: string[];
 }
 
 export interface RunMatrixResult {
@@ -217,7 +228,6 @@ export async function runMatrix(input: RunMatrixInput): Promise<RunMatrixResult>
   const cellKey = (kernel: string, object: string) => `${kernel}\u0000${object}`;
   let report: Report | undefined;
   let diff: ReportDiff | undefined;
-  const expectations: ExpectationOutcome[] = [];
 
   const kernelSuite = (name: string): SuiteSpec => {
     const state = kernels.get(name)!;
@@ -375,62 +385,68 @@ export async function runMatrix(input: RunMatrixInput): Promise<RunMatrixResult>
   });
 
   // Expectations: the matrix's and the case files', each about the objects it was declared for.
+  // Each has its slot, in declaration order, filled by its task (settle) or, for a task that ended
+  // without settling (a check past its time), from the task's outcome after the run.
   const expectationTasks: TaskSpec[] = [];
-  const record = (o: ExpectationOutcome) => expectations.push(o);
+  const declared: { name: string; source: string }[] = [];
+  const settled: (ExpectationOutcome | undefined)[] = [];
+  const matrixDir = path.dirname(matrix.file);
+  const expectationTask = (
+    object: string,
+    text: string,
+    source: string,
+    run: (settle: Settle) => Promise<void> | void,
+  ): void => {
+    const slot = declared.length;
+    const name = `${object}: ${text}`;
+    declared.push({ name, source });
+    expectationTasks.push({
+      kind: 'task',
+      name,
+      info: { role: 'expectation', object },
+      timeoutMs: cellTimeoutMs,
+      run: ({ skip }) =>
+        run((found) => {
+          const outcome = expectationOutcome({ name, source }, found);
+          settled[slot] = outcome;
+          if (outcome.note !== undefined) skip(outcome.note);
+          if (outcome.state === 'unmet') throw new Error(`unmet: ${outcome.failures.join('; ')}`);
+        }),
+    });
+  };
   for (const o of plan.objects) {
     for (const e of o.expect) {
-      const name = `${o.name}: ${e.text}`;
-      expectationTasks.push({
-        kind: 'task',
-        name,
-        info: { role: 'expectation', object: o.name },
-        timeoutMs: cellTimeoutMs,
-        run: ({ skip }) => {
-          const r = evaluateExpectation(e, [o.name], report!);
-          settle(name, r.state, r.failures, r.skipped, skip);
-        },
+      expectationTask(o.name, e.text, `${input.matrixLabel}:${e.at.line}`, (settle) => {
+        settle(evaluateExpectation(e, [o.name], report!));
       });
     }
   }
   for (const cf of input.caseFiles) {
     if (!plannedObjects.has(cf.object)) continue;
+    const source = reportName(matrixDir, cf.file);
     for (const e of cf.expectations) {
-      const name = `${cf.object}: ${e.text}`;
-      expectationTasks.push({
-        kind: 'task',
-        name,
-        info: { role: 'expectation', object: cf.object },
-        timeoutMs: cellTimeoutMs,
-        run: ({ skip }) => {
-          const r = evaluateExpectation(e, [cf.object], report!);
-          settle(name, r.state, r.failures, r.skipped, skip);
-        },
+      expectationTask(cf.object, e.text, source, (settle) => {
+        settle(evaluateExpectation(e, [cf.object], report!));
       });
     }
     for (const check of cf.checks) {
-      const name = `${cf.object}: ${check.name}`;
-      expectationTasks.push({
-        kind: 'task',
-        name,
-        info: { role: 'expectation', object: cf.object },
-        timeoutMs: cellTimeoutMs,
-        run: async ({ skip }) => {
-          const context = checkContext(cf.object, report!.kernels, report!.cells);
-          if (context.cells.length === 0) settle(name, 'unknown', [], ['no cell of it in this run'], skip);
-          let failure: string | undefined;
-          try {
-            if ((await check.fn(context)) === false) failure = 'the check returned false';
-          } catch (e) {
-            failure = `${message(e)} (${cf.file})`;
-          }
-          settle(
-            name,
-            failure === undefined ? 'met' : 'unmet',
-            failure === undefined ? [] : [failure],
-            [],
-            skip,
-          );
-        },
+      expectationTask(cf.object, check.name, source, async (settle) => {
+        const context = checkContext(cf.object, report!.kernels, report!.cells);
+        const kernels = context.cells.map((c) => c.kernel);
+        if (context.cells.length === 0)
+          settle({ state: 'unknown', failures: [], skipped: ['no cell of it in this run'], kernels });
+        let failure: string | undefined;
+        try {
+          if ((await check.fn(context)) === false) failure = 'the check returned false';
+        } catch (e) {
+          failure = `${message(e)} (${cf.file})`;
+        }
+        settle({
+          state: failure === undefined ? 'met' : 'unmet',
+          failures: failure === undefined ? [] : [failure],
+          skipped: [],
+          kernels,
+        });
       });
     }
   }
@@ -455,22 +471,6 @@ export async function runMatrix(input: RunMatrixInput): Promise<RunMatrixResult>
         }
       },
     });
-  }
-
-  function settle(
-    name: string,
-    state: ExpectationOutcome['state'],
-    failures: string[],
-    skipped: string[],
-    skip: (note: string) => never,
-  ): void {
-    if (state === 'unknown') {
-      const note = `nothing to check in this run${skipped.length === 0 ? ' (its kernels or objects are not in it)' : `: ${skipped.join('; ')}`}`;
-      record({ name, state, failures: [], note });
-      skip(note);
-    }
-    record({ name, state, failures });
-    if (state === 'unmet') throw new Error(`unmet: ${failures.join('; ')}`);
   }
 
   const root: SuiteSpec[] = [
@@ -511,10 +511,60 @@ export async function runMatrix(input: RunMatrixInput): Promise<RunMatrixResult>
   });
   if (report === undefined) throw new Error('the expectations suite never built the report');
   report.run.durationMs = Math.round(performance.now() - t0);
+  const expectations = declared.map(
+    (d, slot) => settled[slot] ?? unsettledOutcome(d, tasks, declared.slice(0, slot)),
+  );
+  if (expectations.length > 0) report.expectations = expectations.map(reportExpectation);
   const infra = report.cells
     .filter((c) => c.status === 'infra_error')
     .map((c) => `${c.kernel}: ${c.object}: ${oneLine(c.infra?.reason ?? 'infra error')}`);
   return { report, ...(diff === undefined ? {} : { diff }), tasks, expectations, infra };
+}
+
+/** What an expectation or check found (evaluateExpectation's result, or a check's). */
+export type ExpectationFinding = Pick<ExpectationResult, 'state' | 'failures' | 'skipped' | 'kernels'>;
+
+/** What an expectation task calls with what it found. */
+type Settle = (found: ExpectationFinding) => void;
+
+/** An expectation's outcome from what it found: one with nothing to check has a note saying why. */
+export function expectationOutcome(
+  declared: { name: string; source: string },
+  found: ExpectationFinding,
+): ExpectationOutcome {
+  const { state, failures, skipped, kernels } = found;
+  if (state !== 'unknown') return { ...declared, state, failures, kernels };
+  const why = skipped.length === 0 ? ' (its kernels or objects are not in it)' : `: ${skipped.join('; ')}`;
+  return { ...declared, state, failures: [], note: `nothing to check in this run${why}`, kernels };
+}
+
+/**
+ * The outcome of an expectation whose task ended without settling (it timed out): unmet, with the
+ * task's error. Tasks of the same name are matched in order (`before`: the expectations declared
+ * before this one).
+ */
+function unsettledOutcome(
+  d: { name: string; source: string },
+  tasks: readonly TaskOutcome[],
+  before: readonly { name: string }[],
+): ExpectationOutcome {
+  const nth = before.filter((b) => b.name === d.name).length;
+  const task = tasks.filter((t) => t.info.role === 'expectation' && t.name === d.name)[nth];
+  const why = task?.errors[0] ?? 'its task did not run';
+  return { ...d, state: 'unmet', failures: [oneLine(why)], kernels: [] };
+}
+
+/** An expectation as report.json keeps it. */
+export function reportExpectation(o: ExpectationOutcome): ReportExpectation {
+  const status = o.state === 'met' ? 'passed' : o.state === 'unmet' ? 'failed' : 'skipped';
+  const message = o.state === 'unmet' ? o.failures.map(oneLine).join('\n') : o.note;
+  return {
+    name: o.name,
+    source: o.source,
+    status,
+    ...(message === undefined || message === '' ? {} : { message }),
+    ...(o.kernels.length === 0 ? {} : { kernels: [...o.kernels] }),
+  };
 }
 
 /** Opens (fetching on first use) and reads a kernel; a failure is kept as the kernel's fault. */
