@@ -13,6 +13,7 @@
 //
 // Needs `npm run build` first (the npm script does it) and, for (a), scripts/oracle/build.sh,
 // which this runs: it downloads libbpf only the first time. Results: reports/bench/latest.json.
+// `--skip-vm` leaves out (c), which boots VMs for minutes: `npm run bench -- --skip-vm`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -144,14 +145,19 @@ for (const [label, ourArgs, bpftoolArgs, target] of [
 }
 
 // --- c) the VM tier: scripts/bench-vm.mjs boots the default matrix's Debian kernels ------------------
-console.error('bench: VM tier (four kernels, TCG) …');
-const vm = spawnSync(process.execPath, [join(repo, 'scripts', 'bench-vm.mjs')], {
-  encoding: 'utf8',
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: cleanEnv,
-  maxBuffer: 1 << 24,
-});
-if (vm.status === 0) {
+const skipVm = process.argv.includes('--skip-vm');
+if (!skipVm) console.error('bench: VM tier (four kernels, TCG) …');
+const vm = skipVm
+  ? undefined
+  : spawnSync(process.execPath, [join(repo, 'scripts', 'bench-vm.mjs')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: cleanEnv,
+      maxBuffer: 1 << 24,
+    });
+if (vm === undefined) {
+  notes.push('VM tier: skipped (--skip-vm)');
+} else if (vm.status === 0) {
   const v = JSON.parse(vm.stdout);
   results.vm = v;
   const ns = (ms) => ms * 1e6;
