@@ -362,7 +362,7 @@ export function calcReloInsn(
     for (let i = 0; i < candidates.length; i++) {
       const cand = candidates[i]!;
       const candSpec = matchSpec(local, cand.btf, cand.id);
-      verdicts.push(candidateVerdict(cand, candSpec ?? emptyFor(local, cand), candSpec !== undefined));
+      verdicts.push(candidateVerdict(cand, candSpec, local));
       if (candSpec === undefined) continue;
       const candRes = calcRelo(relo, local, candSpec);
       if (targRes === undefined) {
@@ -405,13 +405,17 @@ export function calcReloInsn(
  * A candidate's verdict, its spec formatted when first read: relocation itself never reads it (a
  * fresh process formats ~500 of them for the case suite, for nothing).
  */
-function candidateVerdict(candidate: Candidate, shown: CoreSpec, matched: boolean): CandidateVerdict {
+function candidateVerdict(
+  candidate: Candidate,
+  candSpec: CoreSpec | undefined,
+  local: CoreSpec,
+): CandidateVerdict {
   let spec: string | undefined;
   return {
     candidate,
-    matched,
+    matched: candSpec !== undefined,
     get spec() {
-      spec ??= formatSpec(shown);
+      spec ??= formatSpec(candSpec ?? emptyFor(local, candidate));
       return spec;
     },
   };
