@@ -67,9 +67,11 @@ export class Btf {
   private readonly names: Uint32Array;
   /**
    * 1 at every offset of this BTF's own strings that an own type is named by, indexed by offset -
-   * strings.start (names in a base's strings are not marked: a split BTF stays small).
+   * strings.start (names in a base's strings are not marked: a split BTF stays small). Made on
+   * first use: only name lookups by byte search need it, and marking during the parse costs a
+   * kernel's parse ~1.5 ms (a write per record into a table the size of the strings).
    */
-  private readonly nameMarks: Uint8Array;
+  private nameMarks: Uint8Array | undefined;
   private readonly cache: (BtfType | undefined)[];
   private nameIndex: NameIndex | undefined;
   /** The name index without FUNCs. */
@@ -93,8 +95,7 @@ export class Btf {
     );
     this.typeStart = header.hdrLen + header.typeOff;
     this.words = typeWords(raw, this.typeStart, header.typeLen, littleEndian);
-    this.nameMarks = new Uint8Array(this.strings.end - this.strings.start);
-    const scan = scanTypes(this.words, this.strings.end, this.firstId, this.nameMarks, this.strings.start);
+    const scan = scanTypes(this.words, this.strings.end, this.firstId);
     this.offsets = scan.offsets.subarray(0, scan.count);
     this.names = scan.names.subarray(0, scan.count);
     this.typeCount = this.firstId + scan.count;
@@ -233,8 +234,22 @@ export class Btf {
   }
 
   private newIndex(kindMask: number): NameIndex {
-    const { names, nameMarks, firstId, strings, words, offsets } = this;
-    return new NameIndex(names, nameMarks, firstId, strings, words, offsets, kindMask);
+    const { names, firstId, strings, words, offsets } = this;
+    return new NameIndex(names, () => this.markedNames(), firstId, strings, words, offsets, kindMask);
+  }
+
+  private markedNames(): Uint8Array {
+    if (this.nameMarks === undefined) {
+      const { names } = this;
+      const start = this.strings.start;
+      const marks = new Uint8Array(this.strings.end - start);
+      for (let i = 0; i < names.length; i++) {
+        const marked = names[i]! - start;
+        if (marked >= 0) marks[marked] = 1;
+      }
+      this.nameMarks = marks;
+    }
+    return this.nameMarks;
   }
 
   private recordIndex(id: TypeId): number {
@@ -456,13 +471,7 @@ interface Scan {
  * reporting out of this loop keeps it small, which is what makes it fast in a fresh process: V8
  * optimizes a small loop soon after it starts, a large one only after the parse is over.
  */
-function scanTypes(
-  w: Uint32Array,
-  strEnd: number,
-  firstId: number,
-  nameMarks: Uint8Array,
-  marksStart: number,
-): Scan {
+function scanTypes(w: Uint32Array, strEnd: number, firstId: number): Scan {
   const nWords = w.length;
   // Each record is at least 3 words, which bounds the count. An exact division: V8 optimizes for
   // what it has seen, and a kernel's word count happens to be a multiple of 3, an object's not
@@ -523,8 +532,6 @@ function scanTypes(
       break;
     }
     names[n] = w[p]!;
-    const marked = w[p]! - marksStart;
-    if (marked >= 0) nameMarks[marked] = 1;
     offsets[n++] = p;
     p = next;
   }
@@ -586,8 +593,7 @@ function primeScan(): void {
     for (let i = 0; i < trailing; i++) words.push(kind === KIND.INT ? 32 : 0);
   }
   const primer = Uint32Array.from(words);
-  const marks = new Uint8Array(1);
-  for (let i = 0; i < PRIMING_RUNS; i++) scanTypes(primer, 1, 1, marks, 0);
+  for (let i = 0; i < PRIMING_RUNS; i++) scanTypes(primer, 1, 1);
 }
 /** Runs of the primer: Node 20's V8 marks the scan for optimization after ~80. */
 const PRIMING_RUNS = 100;
@@ -707,7 +713,7 @@ const SEARCHES_BEFORE_HASHING = 8;
  * Name → ids for one BTF's own types (those of the kinds in `kindMask`, a bit per BTF_KIND_*),
  * without decoding names into JS strings (decoding ~100k kernel names would cost more than the
  * whole parse). The first few lookups search the string section's bytes for the name (a native
- * memmem, ~1 ms for a kernel), keep the offsets some type is named by (marked during the scan),
+ * memmem, ~1 ms for a kernel), keep the offsets some type is named by (marked on the first search),
  * and find those offsets among the records' name offsets (native TypedArray.indexOf), as libbpf's
  * linear btf__find_by_name would. When lookups keep coming, it hashes the names once and answers
  * from the hash table in microseconds.
@@ -720,7 +726,7 @@ class NameIndex {
     /** Each record's name offset. */
     private readonly names: Uint32Array,
     /** 1 at every own string offset (minus strings.start) some record is named by. */
-    private readonly marks: Uint8Array,
+    private readonly marks: () => Uint8Array,
     private readonly firstId: number,
     private readonly strings: StringTable,
     /** The type section's words and each record's word index (for its kind). */
@@ -775,7 +781,7 @@ class NameIndex {
       // name may be the tail of other strings ("file" of "seq_file"). Only those some type is
       // named by matter. Both searches are native (memmem, TypedArray.indexOf): cheap also in a
       // fresh process.
-      const marks = this.marks;
+      const marks = this.marks();
       let offsets = 0;
       for (const off of strings.findAll(query)) {
         if (off >= strings.start && marks[off - strings.start] !== 1) continue;
@@ -837,7 +843,7 @@ function primeNameIndex(): void {
   }
   const marks = new Uint8Array(strings.end);
   for (let i = 0; i < NAME_INDEX_PRIMING_RUNS; i++) {
-    new NameIndex(names, marks, 1, strings, words, offsets, ALL_KINDS & ~(1 << KIND.FUNC)).hashNow();
+    new NameIndex(names, () => marks, 1, strings, words, offsets, ALL_KINDS & ~(1 << KIND.FUNC)).hashNow();
   }
 }
 /**
