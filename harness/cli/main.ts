@@ -4,7 +4,6 @@ import { isCorematrixError } from '../errors.js';
 import { readInput, withFileSync } from './input.js';
 import type { RelocateOptions } from './objects.js';
 import { fdOutput, type Output, OutputClosed } from './output.js';
-import { plainRelocateArguments } from './relocate-args.js';
 
 // Only the error types load up front: every command imports what it needs when it runs, so `btf
 // dump` of a raw BTF never loads the ELF reader or a decompressor (startup is a large share of a
@@ -81,9 +80,6 @@ function processIo(): MainIo {
  * the exit code when parsing ended it (an error, --help, --version).
  */
 export async function parseArguments(argv: string[], io: MainIo): Promise<Invocation | undefined | number> {
-  // The plain form of `relocate` is recognized without loading commander (relocate-args.ts).
-  const plainRelocate = plainRelocateArguments(argv);
-  if (plainRelocate !== undefined) return { command: 'relocate', options: plainRelocate };
   const commander = await import('commander');
   const { CommanderError } = commander;
   try {
