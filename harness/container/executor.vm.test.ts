@@ -10,17 +10,12 @@
  */
 
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { staticVerdicts } from '../analysis/verdict.js';
-import { rawKconfig } from '../loader/kconfig.js';
 import { type KernelSource, matrixKernelSources } from '../matrix/kernels.js';
 import { loadMatrix } from '../matrix/load.js';
-import { parseBpfObject } from '../object/object.js';
-import { buildReport, reportKernel } from '../report/build.js';
-import { caseObjects } from '../report/fixture.js';
+import { bothTiersReport, caseObjects } from '../report/fixture.js';
 import type { Report } from '../report/schema.js';
 import { testCacheRoot } from '../test-support/kernels.js';
 import { AGENT_BIN, type CellResult, loadOnKernel } from '../vm/cell.js';
@@ -114,30 +109,7 @@ function withoutTimings(value: unknown): unknown {
 }
 
 async function reportOf(source: KernelSource, cell: CellResult): Promise<Report> {
-  const k = await source.open();
-  const kernel = { btf: k.btf!, config: k.config!, release: k.release! };
-  const kconfig = rawKconfig(k.config!);
-  const objects = cases.map((file) => {
-    const bytes = readFileSync(path.join(repo, file));
-    return {
-      file,
-      obj: parseBpfObject(new Uint8Array(bytes), { path: file }),
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    };
-  });
-  return buildReport({
-    corematrixVersion: 'test',
-    tiers: ['static', 'vm'],
-    durationMs: 0,
-    kernels: [reportKernel(k)],
-    objects: objects.map((o) => ({ name: o.file, path: o.file, sha256: o.sha256 })),
-    cells: objects.map((o) => ({
-      kernel: source.name,
-      object: o.file,
-      static: staticVerdicts({ name: o.file, obj: o.obj, kernelName: source.name, kernel, kconfig }),
-      vm: cell,
-    })),
-  });
+  return bothTiersReport(source.name, await source.open(), cell);
 }
 
 describe.skipIf(missing.length > 0)(`the container executor, for real${why}`, () => {

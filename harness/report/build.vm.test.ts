@@ -3,19 +3,15 @@
  * most CO-RE accesses of the suite fail), static verdicts and a VM boot loading every program.
  */
 
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { staticVerdicts } from '../analysis/verdict.js';
-import { rawKconfig } from '../loader/kconfig.js';
 import { matrixKernelSources } from '../matrix/kernels.js';
 import { loadMatrix } from '../matrix/load.js';
-import { parseBpfObject } from '../object/object.js';
 import { testCacheRoot } from '../test-support/kernels.js';
 import { AGENT_BIN, loadOnKernel } from '../vm/cell.js';
-import { buildReport, programOutcome, reportKernel } from './build.js';
-import { caseObjects } from './fixture.js';
+import { programOutcome } from './build.js';
+import { bothTiersReport, caseObjects } from './fixture.js';
 import { renderJunit } from './junit.js';
 import { type Report, ReportSchema } from './schema.js';
 
@@ -32,38 +28,9 @@ beforeAll(async () => {
   const matrix = loadMatrix(path.join(repo, 'matrix.yaml'), { checkCases: false });
   const source = matrixKernelSources(matrix, { cache: testCacheRoot() }).find((x) => x.name === KERNEL)!;
   const k = await source.open({ fetch: true });
-  const kernel = { btf: k.btf!, config: k.config!, release: k.release! };
-  const kconfig = rawKconfig(k.config!);
   const t0 = performance.now();
   const cell = await loadOnKernel({ kernel: source, objects: cases, options: { timeoutMs: 180_000 } });
-  const objects = cases.map((file) => {
-    const bytes = readFileSync(path.join(repo, file));
-    return {
-      file,
-      obj: parseBpfObject(new Uint8Array(bytes), { path: file }),
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-    };
-  });
-  report = buildReport({
-    corematrixVersion: 'test',
-    tiers: ['static', 'vm'],
-    durationMs: Math.round(performance.now() - t0),
-    kernels: [
-      reportKernel(
-        k,
-        k.btfFile === undefined
-          ? {}
-          : { btfSha256: createHash('sha256').update(readFileSync(k.btfFile)).digest('hex') },
-      ),
-    ],
-    objects: objects.map((o) => ({ name: o.file, path: o.file, sha256: o.sha256 })),
-    cells: objects.map((o) => ({
-      kernel: KERNEL,
-      object: o.file,
-      static: staticVerdicts({ name: o.file, obj: o.obj, kernelName: KERNEL, kernel, kconfig }),
-      vm: cell,
-    })),
-  });
+  report = bothTiersReport(KERNEL, k, cell, { durationMs: Math.round(performance.now() - t0), files: cases });
 }, 600_000);
 
 describe.skipIf(!ready)('both tiers on Debian bullseye: the case suite', () => {

@@ -10,9 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { staticVerdicts } from '../analysis/verdict.js';
 import { Btf } from '../btf/btf.js';
 import { rawKconfig } from '../loader/kconfig.js';
+import type { ResolvedKernel } from '../matrix/kernels.js';
 import { parseBpfObject } from '../object/object.js';
 import { defaultDebianKernels } from '../test-support/kernels.js';
-import { type BuildInput, buildReport, type CellInput } from './build.js';
+import type { CellResult } from '../vm/cell.js';
+import { type BuildInput, buildReport, type CellInput, reportKernel } from './build.js';
 import type { Report } from './schema.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -90,4 +92,46 @@ export async function staticReportInput(
     objects: objects.map((o) => ({ name: o.file, path: o.file, sha256: o.sha256 })),
     cells,
   } satisfies BuildInput;
+}
+
+/**
+ * Both tiers on one opened kernel: the case suite's static verdicts on it and a VM cell of it
+ * (loadOnKernel of the same objects), through buildReport.
+ */
+export function bothTiersReport(
+  kernelName: string,
+  k: ResolvedKernel,
+  cell: CellResult,
+  options: { durationMs?: number; files?: readonly string[] } = {},
+): Report {
+  const kernel = { btf: k.btf!, config: k.config!, release: k.release! };
+  const kconfig = rawKconfig(k.config!);
+  const objects = (options.files ?? caseObjects()).map((file) => {
+    const bytes = readFileSync(path.join(repo, file));
+    return {
+      file,
+      obj: parseBpfObject(new Uint8Array(bytes), { path: file }),
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    };
+  });
+  return buildReport({
+    corematrixVersion: 'test',
+    tiers: ['static', 'vm'],
+    durationMs: options.durationMs ?? 0,
+    kernels: [
+      reportKernel(
+        k,
+        k.btfFile === undefined
+          ? {}
+          : { btfSha256: createHash('sha256').update(readFileSync(k.btfFile)).digest('hex') },
+      ),
+    ],
+    objects: objects.map((o) => ({ name: o.file, path: o.file, sha256: o.sha256 })),
+    cells: objects.map((o) => ({
+      kernel: kernelName,
+      object: o.file,
+      static: staticVerdicts({ name: o.file, obj: o.obj, kernelName, kernel, kconfig }),
+      vm: cell,
+    })),
+  });
 }
