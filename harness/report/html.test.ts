@@ -368,6 +368,13 @@ describe('index.html in headless Chromium', () => {
     ).resolves.toEqual(['failed', 'skipped', 'passed']);
     const unmet = section.locator('li').first();
     await expect(unmet.locator('.badge').textContent()).resolves.toBe('unmet');
+    // Unmet in sight; met and unchecked folded away until asked for.
+    await expect(unmet.isVisible()).resolves.toBe(true);
+    const rest = section.locator('details.expectations-rest');
+    await expect(rest.locator('summary').textContent()).resolves.toBe('2 more (met or not checked)');
+    await expect(rest.locator('li').first().isVisible()).resolves.toBe(false);
+    await rest.locator('summary').click();
+    await expect(rest.locator('li').first().isVisible()).resolves.toBe(true);
     await expect(unmet.locator('.src').textContent()).resolves.toBe(
       `matrix.yaml:12 \u2014 ${K510}, ${K61}, ${K612}`,
     );
