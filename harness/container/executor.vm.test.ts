@@ -10,13 +10,16 @@
  */
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type KernelSource, matrixKernelSources } from '../matrix/kernels.js';
 import { loadMatrix } from '../matrix/load.js';
 import { bothTiersReport, caseObjects } from '../report/fixture.js';
+import { readReport } from '../report/json.js';
 import type { Report } from '../report/schema.js';
+import { runCorematrix } from '../test-support/cli.js';
 import { testCacheRoot } from '../test-support/kernels.js';
 import { AGENT_BIN, type CellResult, loadOnKernel } from '../vm/cell.js';
 import { VmPool } from '../vm/pool.js';
@@ -140,6 +143,44 @@ describe.skipIf(missing.length > 0)(`the container executor, for real${why}`, ()
       expect(b.kernels).toEqual(a.kernels);
     }
   });
+
+  it('corematrix run --executor container gives the report cells --executor local gives', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'corematrix-executor-run-'));
+    try {
+      const args = [
+        'run',
+        '--tier',
+        'vm',
+        '--kernel',
+        'bookworm',
+        '-t',
+        'kernel_changes',
+        'minimal',
+        '--out',
+      ];
+      const [local, container] = await Promise.all([
+        runCorematrix(...args, path.join(dir, 'local'), '--executor', 'local'),
+        runCorematrix(...args, path.join(dir, 'container'), '--executor', 'container'),
+      ]);
+      expect(local.stderr).not.toMatch(/^corematrix: /m);
+      expect(container.stderr).not.toMatch(/^corematrix: /m);
+      expect([local.status, container.status]).toEqual([0, 0]);
+      const a = await readReport(path.join(dir, 'local', 'report.json'));
+      const b = await readReport(path.join(dir, 'container', 'report.json'));
+      expect(a.cells.map((c) => c.object)).toEqual([
+        'build/cases/kernel_changes.bpf.o',
+        'build/cases/minimal.bpf.o',
+      ]);
+      // Real VM verdicts on both sides, rejections among them, so equality compares outcomes.
+      const verdicts = a.cells.flatMap((c) => c.programs.map((p) => p.vm?.verdict));
+      expect(verdicts).toContain('loaded');
+      expect(verdicts).toContain('rejected');
+      expect(withoutTimings(b.cells)).toEqual(withoutTimings(a.cells));
+      expect(ownedContainers()).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
 
   it('leaves no container behind after the cells', async () => {
     expect(ownedContainers()).toEqual([]);

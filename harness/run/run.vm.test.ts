@@ -154,6 +154,40 @@ describe('one Debian kernel, both tiers', () => {
     );
   }, 300_000);
 
+  test('--tier vm alone still classifies the CO-RE accesses, from the VM verdicts', async () => {
+    const out = path.join(dir, 'vm-only');
+    const r = await runCorematrix(
+      'run',
+      '--tier',
+      'vm',
+      '--kernel',
+      'bookworm',
+      '-t',
+      'kernel_changes',
+      '--out',
+      out,
+    );
+    // matrix.yaml's field expectations on kernel_changes (rq_disk guarded, __state …) hold.
+    expect(r.stdout).toMatch(/^expectations: \d+ met, 0 unmet/m);
+    expect(r.status, r.stdout).toBe(0);
+    const report = await readReport(path.join(out, 'report.json'));
+    expect(report.run.tiers).toEqual(['vm']);
+    const [cell] = report.cells;
+    expect(cell?.status).toBe('needs-guard');
+    const programs = cell?.programs ?? [];
+    expect(programs.every((p) => p.static === undefined)).toBe(true);
+    // 5.17 dropped request.rq_disk: the old-only read is rejected for it, and classified so.
+    const old = programs.find((p) => p.name === 'rq_disk_old_only');
+    expect(old?.vm?.verdict).toBe('rejected');
+    const oldRead = old?.relocations.find((x) => x.kind === 'byte_off' && x.access.endsWith('.rq_disk'));
+    expect(oldRead?.classification).toBe('needs-guard');
+    const portable = programs.find((p) => p.name === 'rq_disk_portable');
+    expect(portable?.vm?.verdict).toBe('loaded');
+    const read = portable?.relocations.find((x) => x.kind === 'byte_off' && x.access.endsWith('.rq_disk'));
+    expect(read?.result).toBe('poisoned');
+    expect(read?.classification).toBe('guarded');
+  }, 300_000);
+
   test('VM faults: retried once, then infra_error cells; exit 0 saying so, exit 1 with --strict-infra', async () => {
     // A boot budget no kernel meets under TCG: every try times out.
     const m = bullseyeMatrix('faults.yaml', 'timeouts: { boot: 0.3, load: 0.3 }\n');

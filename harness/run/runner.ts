@@ -29,6 +29,7 @@ import path from 'node:path';
 import { staticVerdicts } from '../analysis/verdict.js';
 import type { BuiltObject } from '../build/build.js';
 import { buildError } from '../build/report.js';
+import { relocateObject } from '../core/relocate.js';
 import { oneLine } from '../errors.js';
 import { rawKconfig } from '../loader/kconfig.js';
 import type { PlanKernel } from '../loader/loader.js';
@@ -353,6 +354,20 @@ export async function runMatrix(input: RunMatrixInput): Promise<RunMatrixResult>
         state.vm ??
         faultResult(kernel, state.resolved?.release ?? '', state.vmFault ?? 'the VM tier did not run');
       cell.vm = { ...vm, programs: pick(vm.programs.filter((p) => p.object === objectName)) };
+      // Without the static tier nobody classified the object's CO-RE relocations: its records on
+      // this kernel let the report classify them from the VM's verdicts (a rejected program's
+      // unguarded access is still a needs-guard field, not an unexplained failure).
+      if (cell.static === undefined && state.plan !== undefined) {
+        try {
+          cell.records = relocateObject(object.obj, {
+            vmlinux: state.plan.btf,
+            modules: [],
+            vmlinuxOverride: true,
+          }).records;
+        } catch {
+          // The VM's verdicts stand on their own; the relocations just go unclassified.
+        }
+      }
     }
     return cell;
   };
