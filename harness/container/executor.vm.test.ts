@@ -147,17 +147,7 @@ describe.skipIf(missing.length > 0)(`the container executor, for real${why}`, ()
   it('corematrix run --executor container gives the report cells --executor local gives', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'corematrix-executor-run-'));
     try {
-      const args = [
-        'run',
-        '--tier',
-        'vm',
-        '--kernel',
-        'bookworm',
-        '-t',
-        'kernel_changes',
-        'minimal',
-        '--out',
-      ];
+      const args = 'run --tier vm --kernel bookworm -t kernel_changes minimal --out'.split(' ');
       const [local, container] = await Promise.all([
         runCorematrix(...args, path.join(dir, 'local'), '--executor', 'local'),
         runCorematrix(...args, path.join(dir, 'container'), '--executor', 'container'),

@@ -157,14 +157,7 @@ describe('one Debian kernel, both tiers', () => {
   test('--tier vm alone still classifies the CO-RE accesses, from the VM verdicts', async () => {
     const out = path.join(dir, 'vm-only');
     const r = await runCorematrix(
-      'run',
-      '--tier',
-      'vm',
-      '--kernel',
-      'bookworm',
-      '-t',
-      'kernel_changes',
-      '--out',
+      ...'run --tier vm --kernel bookworm -t kernel_changes --out'.split(' '),
       out,
     );
     // matrix.yaml's field expectations on kernel_changes (rq_disk guarded, __state …) hold.
