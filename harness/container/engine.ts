@@ -65,6 +65,11 @@ function engineAddress(): string {
   return host !== undefined && host !== '' ? host : '/var/run/docker.sock';
 }
 
+/** The socket a `unix://PATH` DOCKER_HOST names (undefined for other or no DOCKER_HOST). */
+export function wantedSocket(dockerHost: string | undefined): string | undefined {
+  return dockerHost?.startsWith('unix://') === true ? dockerHost.slice('unix://'.length) : undefined;
+}
+
 let connecting: Promise<Engine> | undefined;
 
 /**
@@ -87,6 +92,13 @@ async function connect(): Promise<Engine> {
     client = await getContainerRuntimeClient();
   } catch (e) {
     throw new UsageError(NO_ENGINE_MESSAGE, { file: engineAddress(), cause: e });
+  }
+  // testcontainers tries DOCKER_HOST first but falls back to the default socket when nothing
+  // answers there: a user who named an engine must get that one or an error, not another one.
+  const wanted = wantedSocket(process.env.DOCKER_HOST);
+  const modem = client.container.dockerode.modem as { socketPath?: unknown };
+  if (wanted !== undefined && modem.socketPath !== wanted) {
+    throw new UsageError(NO_ENGINE_MESSAGE, { file: engineAddress() });
   }
   const engine: Engine = {
     docker: client.container.dockerode,

@@ -9,6 +9,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCorematrix } from '../test-support/cli.js';
@@ -182,5 +183,19 @@ describe.skipIf(!canHide)('no engine', () => {
       'corematrix: /var/run/docker.sock: no Docker engine: start dockerd or set DOCKER_HOST\n',
     );
     expect(r.stdout.toString()).toBe('');
+  });
+});
+
+describe.skipIf(!distReady)('DOCKER_HOST naming a socket nobody listens on', () => {
+  it('is an error naming it, not the default engine (which answers here)', () => {
+    const dead = `unix://${path.join(os.tmpdir(), `corematrix-no-engine-${process.pid}.sock`)}`;
+    const r = spawnSync(process.execPath, ['bin/corematrix.js', 'image', 'build', 'executor'], {
+      cwd: repo,
+      env: { ...process.env, DOCKER_HOST: dead },
+    });
+    expect(r.stderr.toString()).toBe(
+      `corematrix: ${dead}: no Docker engine: start dockerd or set DOCKER_HOST\n`,
+    );
+    expect(r.status).toBe(2);
   });
 });
