@@ -319,24 +319,38 @@ export async function pickTarMembers(
   return found;
 }
 
-/** Extracts the wanted members of a .deb's data archive via dpkg-deb, stopping early when it can. */
-async function extractFromDeb(
+/** Extracts the wanted kernel files of a .deb's data archive, stopping once it has them all. */
+function extractFromDeb(
   deb: string,
   paths: Map<string, 'vmlinuz' | 'config'>,
   needed: Set<'vmlinuz' | 'config'>,
 ): Promise<Map<string, Buffer>> {
+  return pickDebMembers(
+    deb,
+    (p) => paths.has(p),
+    (f) => {
+      const have = new Set([...f.keys()].map((k) => paths.get(k)));
+      return [...needed].every((n) => have.has(n));
+    },
+  );
+}
+
+/**
+ * The regular files of a .deb's data archive whose path (without "./") `wanted` accepts, read as
+ * dpkg-deb streams the archive out; stops reading once `enough(found)` says so.
+ */
+export async function pickDebMembers(
+  deb: string,
+  wanted: (p: string) => boolean,
+  enough: (found: Map<string, Buffer>) => boolean = () => false,
+): Promise<Map<string, Buffer>> {
   const child = execa('dpkg-deb', ['--fsys-tarfile', deb], { buffer: false, reject: false, stdin: 'ignore' });
   let stoppedEarly = false;
   try {
-    const found = await pickTarMembers(
-      child.stdout,
-      (p) => paths.has(p),
-      (f) => {
-        const have = new Set([...f.keys()].map((k) => paths.get(k)));
-        stoppedEarly = [...needed].every((n) => have.has(n));
-        return stoppedEarly;
-      },
-    );
+    const found = await pickTarMembers(child.stdout, wanted, (f) => {
+      stoppedEarly = enough(f);
+      return stoppedEarly;
+    });
     // dpkg-deb's decompressing child writes the pipe, not dpkg-deb: closing our end is what stops
     // it (SIGPIPE); killing dpkg-deb alone would leave it blocked and the pipe never ending.
     if (stoppedEarly) stopChild(child);
@@ -535,20 +549,7 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
     const existing = await inspectEntry(dir);
     if (existing.state === 'ok') return existing.entry;
     if (existing.state !== 'missing') options.log?.(`refetching ${r.package}: ${existing.problem}`);
-    const apt = await suiteApt(root, r.suite);
-    const downloads = path.join(root, '.apt', r.suite, `.download-${process.pid}-${Date.now()}`);
-    try {
-      const debFiles = await withLock(suiteLock(root, r.suite), async () => {
-        await removeDeadDownloads(path.dirname(downloads));
-        await fs.mkdir(downloads, { recursive: true });
-        if (!(await apt.hasLists())) await apt.update();
-        const files: string[] = [];
-        for (const d of r.debs) {
-          options.log?.(`downloading ${d.package} ${d.version} from ${r.suite}`);
-          files.push(await apt.download(d.package, d.version, downloads));
-        }
-        return files;
-      });
+    return withDownloadedDebs(root, r, options, async (debFiles, apt) => {
       const paths = payloadPaths(r.release);
       const files: Partial<Record<'vmlinuz' | 'config', Buffer>> = {};
       const debs: { package: string; version: string; sha256: string }[] = [];
@@ -589,10 +590,40 @@ async function ensureEntry(root: string, r: Resolution, options: FetchOptions): 
           mirror: apt.mirror,
         },
       );
-    } finally {
-      await fs.rm(downloads, { recursive: true, force: true });
-    }
+    });
   });
+}
+
+/**
+ * Downloads the .debs of a kernel (`debs`, exact versions, from `suite`) through the suite's
+ * private apt into a fresh directory on the cache's filesystem, hands their paths (in `debs`
+ * order) to `use`, and removes them afterwards: the cache keeps what is taken out of them, not the
+ * packages.
+ */
+export async function withDownloadedDebs<T>(
+  root: string,
+  kernel: { suite: string; debs: readonly { package: string; version: string }[] },
+  options: FetchOptions,
+  use: (debFiles: string[], apt: PrivateApt) => Promise<T>,
+): Promise<T> {
+  const apt = await suiteApt(root, kernel.suite);
+  const downloads = path.join(root, '.apt', kernel.suite, `.download-${process.pid}-${Date.now()}`);
+  try {
+    const debFiles = await withLock(suiteLock(root, kernel.suite), async () => {
+      await removeDeadDownloads(path.dirname(downloads));
+      await fs.mkdir(downloads, { recursive: true });
+      if (!(await apt.hasLists())) await apt.update();
+      const files: string[] = [];
+      for (const d of kernel.debs) {
+        options.log?.(`downloading ${d.package} ${d.version} from ${kernel.suite}`);
+        files.push(await apt.download(d.package, d.version, downloads));
+      }
+      return files;
+    });
+    return await use(debFiles, apt);
+  } finally {
+    await fs.rm(downloads, { recursive: true, force: true });
+  }
 }
 
 /** Removes download directories of processes that died (killed mid-download). Call under the suite lock. */
