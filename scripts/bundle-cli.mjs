@@ -9,12 +9,18 @@
 //   dist/bundle/main.js       every command. Code splitting keeps the commands lazy: each dynamic
 //                             import() is a chunk loaded only by the command that needs it (and
 //                             modules shared by several commands are chunks of their own).
-//   dist/cli/main-relocate.js `corematrix relocate` alone, in one file: the CLI, the object reader,
-//                             the BTF parser and the CO-RE engine (~150 KB). Split, the same code
-//                             is ~17 chunks and loads ~9 ms slower. What relocate only reaches for
-//                             some inputs or never (a vmlinuz's decompressors, the other commands)
-//                             stays outside: those import()s load tsc's modules next to it in
-//                             dist/, which is why this bundle lives in dist/cli.
+//   dist/cli/main-relocate.cjs `corematrix relocate` alone, in one CommonJS script: the CLI, the
+//                             object reader, the BTF parser and the CO-RE engine (~280 KB with
+//                             commander). Split, the same code is ~17 chunks and loads ~9 ms slower.
+//                             What relocate only reaches for some inputs or never (a vmlinuz's
+//                             decompressors, the other commands) stays outside: those import()s
+//                             load tsc's modules next to it in dist/, which is why this bundle
+//                             lives in dist/cli.
+//   dist/cli/main-relocate.cjs.cache  V8's code cache of that script, every function in it
+//                             compiled: bin/corematrix.js starts relocate from it rather than from
+//                             source (~15-20 ms less of a run that bpftool is the measure of). A
+//                             script, not a module, because Node 20 has code caches only for
+//                             scripts (vm.Script); a module's compile cache came in Node 22.
 //
 // Packages under node_modules stay external (imported as they are).
 //
@@ -22,9 +28,12 @@
 // of the module's own dist/ file (relative to the bundle, so a copied checkout still works):
 // modules that find the repository from their own location keep finding it. Any other use of
 // import.meta fails the build rather than silently changing meaning.
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { build } from 'esbuild';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,6 +41,7 @@ const packageJson = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'))
 const dist = join(repo, 'dist');
 const cliMain = join(dist, 'cli', 'main.js');
 const splitDir = join(dist, 'bundle');
+const relocateBundle = join(dist, 'cli', 'main-relocate.cjs');
 /** How old a chunk no build wrote must be before it is removed. */
 const STALE_AFTER_MS = 10 * 60 * 1000;
 /**
@@ -101,7 +111,7 @@ const common = {
   logLevel: 'warning',
 };
 
-const [split] = await Promise.all([
+const [split, relocate] = await Promise.all([
   build({
     ...common,
     entryPoints: { main: cliMain },
@@ -113,19 +123,24 @@ const [split] = await Promise.all([
   }),
   build({
     ...common,
+    format: 'cjs',
     // commander is bundled in too: imported from node_modules it costs ~14 ms (Node's CommonJS
-    // loader starting up for one package), in the bundle ~1 ms. Its require()s of Node's builtins
-    // need a real require.
+    // loader starting up for one package), in the bundle ~1 ms.
     packages: undefined,
     external: Object.keys(packageJson.dependencies).filter((name) => name !== 'commander'),
-    banner: {
-      js: "import { createRequire as __cmCreateRequire } from 'node:module';\nconst require = __cmCreateRequire(import.meta.url);",
-    },
     entryPoints: [cliMain],
-    outfile: join(dist, 'cli', 'main-relocate.js'),
-    plugins: [onlyLazyImportsOf(RELOCATE_MODULES, join(dist, 'cli')), keepImportMetaUrl(join(dist, 'cli'))],
+    outfile: relocateBundle,
+    metafile: true,
+    // A script has no import.meta: a bundled module that uses it must not end up here.
+    logOverride: { 'empty-import-meta': 'error' },
+    plugins: [onlyLazyImportsOf(RELOCATE_MODULES, join(dist, 'cli'))],
   }),
 ]);
+loadLazyModulesThroughLauncher(relocateBundle, relocate.metafile);
+writeCodeCache(relocateBundle);
+// The ES module bundle earlier builds made in its place.
+for (const old of ['main-relocate.js', 'main-relocate.js.map'])
+  rmSync(join(dist, 'cli', old), { force: true });
 
 // Chunk names carry a content hash: remove those of earlier builds. Only old ones: another build
 // running at the same time in this working tree may have just written chunks its main.js needs.
@@ -134,4 +149,74 @@ const staleBefore = Date.now() - STALE_AFTER_MS;
 for (const name of readdirSync(splitDir)) {
   const file = join(splitDir, name);
   if (!written.has(name) && statSync(file).mtimeMs < staleBefore) rmSync(file, { force: true });
+}
+
+/**
+ * Writes the V8 code cache of a CommonJS bundle next to it (`file`.cache), with every function
+ * compiled: V8 compiles a function only when it first runs, so a cache made right after compiling
+ * holds little more than the top level, and one made after a run holds what that run's input
+ * reached. --no-lazy compiles every function up front, for this one compilation only (V8 keys a
+ * cache to its flags: compiled under --no-lazy throughout, the cache would not match a normal run).
+ * It compiles through bin/corematrix.js's own compileBundle, the source text a run compiles.
+ * A cache V8 will not take at run time is removed: relocate then compiles from source.
+ */
+function writeCodeCache(file) {
+  const { compileBundle } = createRequire(import.meta.url)('../bin/corematrix.js');
+  const cache = `${file}.cache`;
+  rmSync(cache, { force: true });
+  let script;
+  setFlagsFromString('--no-lazy');
+  try {
+    script = compileBundle(file);
+  } finally {
+    setFlagsFromString('--lazy');
+  }
+  const temp = `${cache}.${process.pid}.tmp`;
+  writeFileSync(temp, script.createCachedData());
+  renameSync(temp, cache);
+  // Checked in a process of its own, as a run will use it.
+  const check = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const { compileBundle } = require(${JSON.stringify(join(repo, 'bin', 'corematrix.js'))});
+       const fs = require('node:fs');
+       const file = ${JSON.stringify(file)};
+       process.exitCode = compileBundle(file, fs.readFileSync(file + '.cache')).cachedDataRejected ? 1 : 0;`,
+    ],
+    { stdio: 'inherit' },
+  );
+  if (check.status !== 0) {
+    rmSync(cache, { force: true });
+    console.warn(
+      `bundle-cli: V8 rejects the code cache of ${relative(repo, file)}: relocate will compile from source`,
+    );
+  }
+}
+
+/**
+ * Makes the script call `__load(specifier)`, a function bin/corematrix.js passes in, where it said
+ * `import(specifier)` for a module left in dist/. V8 does not keep what a script's import() needs
+ * in a code cache (the script's host-defined options): an import() in functions compiled from the
+ * cache fails ("A dynamic import callback was not specified"). `__load` is as long as `import`, so
+ * the source map stays right. Every external import() esbuild reports must be rewritten, and
+ * nothing else is.
+ */
+function loadLazyModulesThroughLauncher(file, metafile) {
+  const output = metafile.outputs[relative(repo, file)];
+  const lazy = new Set(
+    output.imports.filter((i) => i.kind === 'dynamic-import' && i.external).map((i) => i.path),
+  );
+  let rewritten = 0;
+  const source = readFileSync(file, 'utf8').replace(/\bimport\(("[^"\\]+")\)/g, (call, quoted) => {
+    const specifier = JSON.parse(quoted);
+    if (!lazy.has(specifier)) return call;
+    rewritten++;
+    return `__load(${quoted})`;
+  });
+  const calls = source.match(/\bimport\(/g)?.length ?? 0;
+  if (calls !== 0 || rewritten === 0) {
+    throw new Error(`bundle-cli: ${relative(repo, file)}: ${calls} import() left, ${rewritten} rewritten`);
+  }
+  writeFileSync(file, source);
 }
