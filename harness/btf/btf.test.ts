@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { essentialName } from '../core/names.js';
 import { Btf } from './btf.js';
 import { BtfBuilder } from './builder.js';
+import { StringTable } from './strings.js';
 import {
   allKinds,
   bpftoolDump,
@@ -535,4 +538,90 @@ describe.runIf(bpftool)('bpftool agrees', () => {
     const blob = allKinds({ littleEndian: false }).b.encode();
     expectMatchesBpftool(Btf.parse(blob), bpftoolDump(blob));
   });
+});
+
+describe('idsWithFlavoredNames', () => {
+  // The rule is libbpf's (bpf_core_essential_name_len), which core/names.ts implements on JS
+  // strings: a name is flavored when its essential name is shorter than itself.
+  const flavored = (name: string) => essentialName(name) !== name;
+
+  it('finds exactly the names with a flavor separator, by kind, in id order', () => {
+    const b = new BtfBuilder();
+    const int = b.int('int', 4);
+    const names = [
+      'foo___a',
+      'foo____a',
+      '___foo',
+      'foo___',
+      'a_b___c_d',
+      'x___y___z',
+      '_a___b',
+      'plain',
+      '__u64',
+    ];
+    const ids = names.map((n) => b.struct(n, 4, [{ name: 'v', type: int, bitOffset: 0 }]));
+    const typedef = b.typedef('t___flavor', int);
+    const func = b.func('f___flavor', b.add({ kind: 'func_proto', name: '', returnType: int, params: [] }));
+    const btf = Btf.parse(b.encode());
+    const structs = 1 << KIND.STRUCT;
+    expect(btf.idsWithFlavoredNames(structs)).toEqual(ids.filter((_, i) => flavored(names[i]!)));
+    expect(btf.idsWithFlavoredNames(structs)).toEqual([ids[0], ids[4], ids[5], ids[6]]);
+    expect(btf.idsWithFlavoredNames(1 << KIND.TYPEDEF)).toEqual([typedef]);
+    // FUNCs are left out of the index most lookups use; asked for, they are there.
+    expect(btf.idsWithFlavoredNames(1 << KIND.FUNC)).toEqual([func]);
+    expect(btf.idsWithFlavoredNames(structs | (1 << KIND.FUNC))).toEqual([
+      ...[0, 4, 5, 6].map((i) => ids[i]),
+      func,
+    ]);
+  });
+
+  it('agrees with the essential-name rule on any name of underscores and letters', () => {
+    fc.assert(
+      fc.property(fc.array(fc.stringMatching(/^[a_]{1,9}$/), { minLength: 1, maxLength: 30 }), (names) => {
+        const b = new BtfBuilder();
+        const ids = names.map((n) => b.struct(n, 4, []));
+        const btf = Btf.parse(b.encode());
+        expect(btf.idsWithFlavoredNames(1 << KIND.STRUCT)).toEqual(ids.filter((_, i) => flavored(names[i]!)));
+      }),
+    );
+  });
+
+  it('sees names a split BTF takes from its base strings', () => {
+    const b = new BtfBuilder();
+    const int = b.int('int', 4);
+    b.struct('holder', 4, [{ name: 'sk___old', type: int, bitOffset: 0 }]);
+    const base = Btf.parse(b.encode());
+    const sb = new BtfBuilder({ base });
+    const own = sb.struct('sk___old', 4, []);
+    const fresh = sb.struct('sk___new', 4, []);
+    const split = Btf.parse(sb.encode(), { base });
+    expect(split.recordBytes(own).length).toBeGreaterThan(0);
+    expect(split.idsWithFlavoredNames(1 << KIND.STRUCT)).toEqual([own, fresh]);
+  });
+});
+
+describe('StringTable.get on a large table', () => {
+  // A large table decodes its first strings one at a time, then itself whole: the answers must be
+  // the same on either side of the switch, for ASCII and for UTF-8 tables.
+  for (const [label, word] of [
+    ['ASCII', (i: number) => `name_${i}___v${i % 7}`],
+    ['UTF-8', (i: number) => `nämé_${i}_\u{1F600}`],
+  ] as const) {
+    it(`answers every string the same before and after decoding whole (${label})`, () => {
+      const words = Array.from({ length: 6000 }, (_, i) => word(i));
+      const bytes = new TextEncoder().encode(`\0${words.join('\0')}\0`);
+      expect(bytes.length).toBeGreaterThan(64 * 1024);
+      const offsets: number[] = [];
+      for (let i = 0, off = 1; i < words.length; off += Buffer.byteLength(words[i]!) + 1, i++)
+        offsets.push(off);
+      const table = new StringTable(bytes, undefined, 0);
+      // Out of order and twice each: past 2048 distinct strings the table decodes itself whole.
+      const order = offsets.map((_, i) => (i * 7919) % offsets.length);
+      for (const round of [1, 2]) {
+        for (const i of order) expect(table.get(offsets[i]!), `round ${round}, string ${i}`).toBe(words[i]);
+      }
+      // A tail of another string is a string too.
+      expect(table.get(offsets[10]! + 5)).toBe(new TextDecoder().decode(Buffer.from(words[10]!).subarray(5)));
+    });
+  }
 });

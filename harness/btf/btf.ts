@@ -208,6 +208,17 @@ export class Btf {
     this.typeIndex().hashNow();
   }
 
+  /**
+   * This BTF's own types of the kinds in `kindMask` whose names hold libbpf's flavor separator (a
+   * non-underscore, exactly three underscores, and a non-underscore: `task_struct___old`), in id
+   * order. The name index notices them while it hashes the names, so the few a kernel has are found
+   * without searching or decoding its ~100k others.
+   */
+  idsWithFlavoredNames(kindMask: number): readonly TypeId[] {
+    const index = (kindMask & (1 << KIND.FUNC)) !== 0 ? this.index() : this.typeIndex();
+    return index.flavored().filter((id) => ((kindMask >>> this.kindNumber(id)) & 1) === 1);
+  }
+
   /** The first type with this name and kind, as btf__find_by_name_kind finds it. */
   findByNameKind(name: string, kind: Kind): TypeId | undefined {
     if (name === 'void' && kind === 'void') return 0;
@@ -720,6 +731,8 @@ const SEARCHES_BEFORE_HASHING = 8;
  */
 class NameIndex {
   private byName: ChainedIndex | undefined;
+  /** Ids of the records whose names hold a flavor separator (found by hashNow). */
+  private flavoredIds: readonly TypeId[] = NO_IDS;
   private searches = 0;
 
   constructor(
@@ -753,15 +766,31 @@ class NameIndex {
     const keys = new Uint32Array(n);
     const own = strings.ownBytes();
     const start = strings.start;
+    const flavored: TypeId[] = [];
     // Backwards, so that each chain lists records in ascending order.
     for (let i = n - 1; i >= 0; i--) {
       const off = names[i]!;
       if (off === 0 || ((kindMask >>> ((words[offsets[i]! + 1]! >>> 24) & 0x1f)) & 1) === 0) continue;
       let h = 0x811c9dc5;
-      if (off < start) h = strings.hashAt(off);
-      else {
-        for (let j = off - start; own[j] !== 0; j++) h = Math.imul(h ^ own[j]!, 0x01000193);
+      if (off < start) {
+        h = strings.hashAt(off);
+        if (hasFlavorSeparator(strings.getBytes(off))) flavored.push(this.firstId + i);
+      } else {
+        // A run of exactly three underscores between two other characters is a flavor separator.
+        const first = off - start;
+        let underscores = 0;
+        let separator = false;
+        for (let j = first; own[j] !== 0; j++) {
+          const c = own[j]!;
+          h = Math.imul(h ^ c, 0x01000193);
+          if (c === 0x5f) underscores++;
+          else {
+            if (underscores === 3 && j - 3 > first) separator = true;
+            underscores = 0;
+          }
+        }
         h >>>= 0;
+        if (separator) flavored.push(this.firstId + i);
       }
       keys[i] = h;
       const slot = h & mask;
@@ -769,6 +798,13 @@ class NameIndex {
       heads[slot] = i;
     }
     this.byName = new ChainedIndex(heads, next, keys, mask);
+    this.flavoredIds = Object.freeze(flavored.reverse());
+  }
+
+  /** Ids of the records of the index's kinds whose names hold a flavor separator, ascending. */
+  flavored(): readonly TypeId[] {
+    this.hashNow();
+    return this.flavoredIds;
   }
 
   find(name: string): readonly TypeId[] {
@@ -830,13 +866,15 @@ const utf8 = new TextEncoder();
  * parsed: indexing a kernel's names then takes ~2.5 ms instead of ~5.5 ms.
  */
 function primeNameIndex(): void {
-  // PRIMER_TYPES STRUCTs without members, named "a", "ab", "abc", … (string offsets 1, 3, 6, …).
-  const text = Array.from({ length: PRIMER_TYPES }, (_, i) => 'abcdefgh'.slice(0, (i % 8) + 1)).join('\0');
-  const strings = new StringTable(utf8.encode(`\0${text}\0`), undefined, 0);
+  // PRIMER_TYPES STRUCTs without members, named like a kernel's types: with underscores, runs of
+  // them and flavor separators (a branch the primer never took would cost a deoptimization on the
+  // first kernel name that takes it).
+  const text = Array.from({ length: PRIMER_TYPES }, (_, i) => PRIMER_NAMES[i % PRIMER_NAMES.length]);
+  const strings = new StringTable(utf8.encode(`\0${text.join('\0')}\0`), undefined, 0);
   const words = new Uint32Array(PRIMER_TYPES * 3);
   const offsets = new Uint32Array(PRIMER_TYPES);
   const names = new Uint32Array(PRIMER_TYPES);
-  for (let i = 0, name = 1; i < PRIMER_TYPES; name += (i % 8) + 2, i++) {
+  for (let i = 0, name = 1; i < PRIMER_TYPES; name += text[i]!.length + 1, i++) {
     words.set([name, (KIND.STRUCT << 24) >>> 0, 0], i * 3);
     offsets[i] = i * 3;
     names[i] = name;
@@ -851,8 +889,18 @@ function primeNameIndex(): void {
  * to find hashNow hot; few runs over more records cost less than many over a few (~1 ms at load).
  */
 const PRIMER_TYPES = 256;
+const PRIMER_NAMES = ['a', 'task_struct', '__u32', 'sk___old', 'mm_struct___x_y', 'x____y', 'b___', 'ab_cd_e'];
 const NAME_INDEX_PRIMING_RUNS = 8;
 primeNameIndex();
+
+/** Whether a name holds libbpf's flavor separator (bpf_core_essential_name_len's `___`). */
+function hasFlavorSeparator(name: Uint8Array): boolean {
+  for (let i = 0; i + 4 < name.length; i++) {
+    if (name[i] !== 0x5f && name[i + 1] === 0x5f && name[i + 2] === 0x5f && name[i + 3] === 0x5f && name[i + 4] !== 0x5f)
+      return true;
+  }
+  return false;
+}
 
 /** FNV-1a over bytes [start, end). */
 export function hashBytes(bytes: Uint8Array, start: number, end: number): number {

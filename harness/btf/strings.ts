@@ -6,14 +6,19 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 /**
  * A BTF string section: NUL-terminated strings addressed by byte offset. Kernel BTF holds ~100k
  * names; decoding each on its own costs more than the whole parse, so an all-ASCII section (every
- * kernel's) is decoded once into a single JS string that names are sliced out of.
+ * kernel's) that many strings are read from is decoded once into a single JS string that names are
+ * sliced out of (see `get`).
  */
 export class StringTable {
   /** First offset this table owns; offsets below belong to the base BTF's table. */
   readonly start: number;
   private readonly bytes: Uint8Array;
-  /** The whole section as one string when it is ASCII (offsets then equal string indices). */
+  /**
+   * The whole section as one string when it is ASCII (offsets then equal string indices), '' when
+   * it is not, undefined until decided.
+   */
   private ascii: string | undefined;
+  /** Strings decoded one by one, by local offset: all of a non-ASCII table's, a large table's first. */
   private readonly decoded = new Map<number, string>();
   private readonly base: StringTable | undefined;
   private reverse: Map<string, number> | undefined;
@@ -55,13 +60,19 @@ export class StringTable {
     return off >= 0 && off < this.end;
   }
 
-  /** The string at `off`; the caller has checked `has(off)`. */
+  /**
+   * The string at `off`; the caller has checked `has(off)`. A large table decodes its first
+   * strings one at a time (relocating a suite against a kernel reads ~1.5k of its ~100k names), then
+   * all at once when many are asked for (a dump reads them all).
+   */
   get(off: number): string {
     if (off < this.start) return this.base!.get(off);
     const local = off - this.start;
-    if (this.ascii === undefined) this.decodeAll();
-    if (this.ascii !== '') {
-      const s = this.ascii!;
+    if (this.ascii === undefined && (this.bytes.length <= SMALL_TABLE || this.decoded.size >= SINGLE_DECODES)) {
+      this.decodeAll();
+    }
+    if (this.ascii !== undefined && this.ascii !== '') {
+      const s = this.ascii;
       return s.slice(local, s.indexOf('\0', local));
     }
     let cached = this.decoded.get(local);
@@ -150,6 +161,11 @@ export class StringTable {
     this.ascii = isAscii(b) ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : '';
   }
 }
+
+/** Bytes of a table decoded whole at its first string (an object's): one decode costs less then. */
+const SMALL_TABLE = 64 * 1024;
+/** Strings a large table decodes one by one before it decodes itself whole. */
+const SINGLE_DECODES = 2048;
 
 /** libbpf's BTF_MAX_STR_OFFSET: the largest string offset libbpf accepts. */
 const BTF_MAX_STR_OFFSET = 0x7fffffff;

@@ -21,35 +21,6 @@ export interface TargetBtfs {
   vmlinuxOverride: boolean;
 }
 
-const flavoredIndexes = new WeakMap<Btf, Map<string, string[]>>();
-
-/**
- * The flavored names (`foo___x`) in a BTF's own string section, by essential name. A kernel has a
- * handful among ~100k names, so they are found with one native byte search for "___" instead of
- * decoding every name.
- */
-function flavoredNames(btf: Btf): Map<string, string[]> {
-  let index = flavoredIndexes.get(btf);
-  if (index !== undefined) return index;
-  index = new Map();
-  const { hdrLen, strOff, strLen } = btf.header;
-  const bytes = Buffer.from(btf.raw.buffer, btf.raw.byteOffset + hdrLen + strOff, strLen);
-  const seen = new Set<number>();
-  for (let at = bytes.indexOf('___'); at >= 0; at = bytes.indexOf('___', at + 1)) {
-    const start = bytes.lastIndexOf(0, at) + 1;
-    if (seen.has(start)) continue;
-    seen.add(start);
-    const name = btf.strings.get(btf.strings.start + start);
-    const key = essentialName(name);
-    if (key === name) continue;
-    const names = index.get(key);
-    if (names === undefined) index.set(key, [name]);
-    else names.push(name);
-  }
-  flavoredIndexes.set(btf, index);
-  return index;
-}
-
 /**
  * Own types of a BTF whose essential name is `key`, in id order (the order libbpf's linear scan
  * finds them): types named `key` itself (unless that name has a flavor of its own) and types named
@@ -60,8 +31,7 @@ function typesWithEssentialName(btf: Btf, key: string, kinds: number): TypeId[] 
   const own = (id: TypeId) => id >= btf.firstId;
   if (essentialName(key) === key)
     for (const id of btf.findByNameInKinds(key, kinds)) if (own(id)) ids.push(id);
-  for (const name of flavoredNames(btf).get(key) ?? [])
-    for (const id of btf.findByNameInKinds(name, kinds)) if (own(id)) ids.push(id);
+  for (const id of btf.idsWithFlavoredNames(kinds)) if (essentialName(btf.name(id)) === key) ids.push(id);
   return ids.sort((a, b) => a - b);
 }
 
