@@ -129,244 +129,280 @@ function parseWithCommander(
     .showSuggestionAfterError(true)
     .exitOverride();
 
-  const btf = program
-    .command('btf')
-    .description('Read BTF from raw BTF, an ELF file (vmlinux, .ko, .o) or a kernel image (vmlinuz)');
   const baseOption = () =>
     new Option('--base <BASE>', 'the BTF that FILE continues (split BTF, e.g. vmlinux for a module)');
-
-  btf
-    .command('dump')
-    .description("Print every type, in bpftool's raw format or as a C header (vmlinux.h)")
-    .argument('<FILE>', 'the file holding the BTF')
-    .addOption(baseOption())
-    .addOption(
-      new Option('--format <FORMAT>', 'raw (as bpftool prints it) or c').choices(['raw', 'c']).default('raw'),
-    )
-    .action((file: string, options: { base?: string; format: 'raw' | 'c' }) => {
-      invocation = { command: 'btf dump', file, format: options.format, ...baseOf(options) };
-    });
-
-  btf
-    .command('info')
-    .description('Summarize a BTF: kernel release when known, type count, size, types per kind')
-    .argument('<FILE>', 'the file holding the BTF')
-    .addOption(baseOption())
-    .option('--json', 'print the summary as JSON', false)
-    .action((file: string, options: { base?: string; json: boolean }) => {
-      invocation = { command: 'btf info', file, json: options.json, ...baseOf(options) };
-    });
-
-  const obj = program.command('obj').description('Read BPF objects (clang -target bpf output)');
-  obj
-    .command('dump')
-    .description('Print programs, maps, externs and every CO-RE relocation as libbpf sees them')
-    .argument('<OBJ>', 'the BPF object')
-    .action((file: string) => {
-      invocation = { command: 'obj dump', file };
-    });
-
-  program
-    .command('relocate')
-    .description("Apply every CO-RE relocation of the objects against a kernel's BTF, as libbpf would")
-    .argument('<OBJ...>', 'BPF objects')
-    .requiredOption('--btf <FILE>', "the kernel's BTF: raw BTF, a vmlinux ELF or a vmlinuz")
-    .option('--base <FILE>', 'the BTF that --btf continues, when it is split BTF')
-    .option('--module <FILE>', 'a module BTF (split on --btf); repeatable', collect, [])
-    .option('--json', 'one JSON object per line per relocation', false)
-    .option('-o, --output <OUT>', 'write the relocated object (one OBJ only)')
-    .action(
-      (
-        objects: string[],
-        options: { btf: string; base?: string; module: string[]; json: boolean; output?: string },
-      ) => {
-        invocation = {
-          command: 'relocate',
-          options: {
-            objects,
-            btf: options.btf,
-            modules: options.module,
-            json: options.json,
-            ...(options.base === undefined ? {} : { base: options.base }),
-            ...(options.output === undefined ? {} : { output: options.output }),
-          },
-        };
-      },
-    );
-
-  const kernels = program
-    .command('kernels')
-    .description('The kernels of a matrix (matrix.yaml): Debian packages, local files, the running kernel');
   const matrixOption = () =>
     new Option('--matrix <FILE>', 'the matrix file declaring the kernels').default('matrix.yaml');
-  kernels
-    .command('list')
-    .description('Each kernel: source, resolved package and release, cached or not, BTF types (offline)')
-    .addOption(matrixOption())
-    .action((options: { matrix: string }) => {
-      invocation = { command: 'kernels list', matrix: options.matrix };
-    });
-  kernels
-    .command('fetch')
-    .description('Fetch and extract the kernels (all, or those named) into the cache')
-    .argument('[NAME...]', 'kernels of the matrix to fetch (default: all)')
-    .addOption(matrixOption())
-    .option('--refresh', 'resolve "newest" again from the archive, even if a kernel is cached', false)
-    .action((names: string[], options: { matrix: string; refresh: boolean }) => {
-      invocation = { command: 'kernels fetch', matrix: options.matrix, names, refresh: options.refresh };
-    });
-  kernels
-    .command('info')
-    .description("One kernel's release, BTF size and type counts, and its BPF config options")
-    .argument('<NAME>', 'a kernel of the matrix')
-    .addOption(matrixOption())
-    .action((name: string, options: { matrix: string }) => {
-      invocation = { command: 'kernels info', matrix: options.matrix, name };
-    });
+  // A group command (btf, kernels, …) without its subcommand prints its help and fails; commander
+  // then throws with exit code 1, which parseArguments' caller turns into a usage error.
+  const groups: import('commander').Command[] = [program];
+  const commands: Record<string, () => void> = {
+    btf: () => {
+      const btf = program
+        .command('btf')
+        .description('Read BTF from raw BTF, an ELF file (vmlinux, .ko, .o) or a kernel image (vmlinuz)');
 
-  program
-    .command('load')
-    .description(
-      'Boot a matrix kernel in a VM and load every program of the objects, each on its own: verdict, errno, verifier log, cause',
-    )
-    .argument('<OBJ...>', 'BPF objects')
-    .requiredOption(
-      '--kernel <NAME>',
-      'the matrix kernel to boot (it needs an image: Debian or local vmlinuz)',
-    )
-    .addOption(matrixOption())
-    .option('--json', 'print the results as JSON', false)
-    .option('--strict-infra', 'exit 1 when the VM or the agent failed (infra_error)', false)
-    .action(
-      (
-        objects: string[],
-        options: { kernel: string; matrix: string; json: boolean; strictInfra: boolean },
-      ) => {
-        invocation = { command: 'load', objects, ...options };
-      },
-    );
+      btf
+        .command('dump')
+        .description("Print every type, in bpftool's raw format or as a C header (vmlinux.h)")
+        .argument('<FILE>', 'the file holding the BTF')
+        .addOption(baseOption())
+        .addOption(
+          new Option('--format <FORMAT>', 'raw (as bpftool prints it) or c')
+            .choices(['raw', 'c'])
+            .default('raw'),
+        )
+        .action((file: string, options: { base?: string; format: 'raw' | 'c' }) => {
+          invocation = { command: 'btf dump', file, format: options.format, ...baseOf(options) };
+        });
 
-  program
-    .command('check')
-    .description(
-      'The static tier alone: per object × matrix kernel × program, the predicted verdict (loads / rejected) and why, from BTF and config (no VM)',
-    )
-    .argument('<OBJ...>', 'BPF objects')
-    .addOption(matrixOption())
-    .option('--kernel <NAME...>', 'kernels of the matrix to check (default: all)')
-    .option('--json', 'print the results as JSON', false)
-    .action((objects: string[], options: { matrix: string; kernel?: string[]; json: boolean }) => {
-      invocation = {
-        command: 'check',
-        objects,
-        matrix: options.matrix,
-        kernels: options.kernel ?? [],
-        json: options.json,
-      };
-    });
+      btf
+        .command('info')
+        .description('Summarize a BTF: kernel release when known, type count, size, types per kind')
+        .argument('<FILE>', 'the file holding the BTF')
+        .addOption(baseOption())
+        .option('--json', 'print the summary as JSON', false)
+        .action((file: string, options: { base?: string; json: boolean }) => {
+          invocation = { command: 'btf info', file, json: options.json, ...baseOf(options) };
+        });
+      groups.push(btf);
+    },
+    obj: () => {
+      const obj = program.command('obj').description('Read BPF objects (clang -target bpf output)');
+      obj
+        .command('dump')
+        .description('Print programs, maps, externs and every CO-RE relocation as libbpf sees them')
+        .argument('<OBJ>', 'the BPF object')
+        .action((file: string) => {
+          invocation = { command: 'obj dump', file };
+        });
+      groups.push(obj);
+    },
+    relocate: () => {
+      program
+        .command('relocate')
+        .description("Apply every CO-RE relocation of the objects against a kernel's BTF, as libbpf would")
+        .argument('<OBJ...>', 'BPF objects')
+        .requiredOption('--btf <FILE>', "the kernel's BTF: raw BTF, a vmlinux ELF or a vmlinuz")
+        .option('--base <FILE>', 'the BTF that --btf continues, when it is split BTF')
+        .option('--module <FILE>', 'a module BTF (split on --btf); repeatable', collect, [])
+        .option('--json', 'one JSON object per line per relocation', false)
+        .option('-o, --output <OUT>', 'write the relocated object (one OBJ only)')
+        .action(
+          (
+            objects: string[],
+            options: { btf: string; base?: string; module: string[]; json: boolean; output?: string },
+          ) => {
+            invocation = {
+              command: 'relocate',
+              options: {
+                objects,
+                btf: options.btf,
+                modules: options.module,
+                json: options.json,
+                ...(options.base === undefined ? {} : { base: options.base }),
+                ...(options.output === undefined ? {} : { output: options.output }),
+              },
+            };
+          },
+        );
+    },
+    kernels: () => {
+      const kernels = program
+        .command('kernels')
+        .description(
+          'The kernels of a matrix (matrix.yaml): Debian packages, local files, the running kernel',
+        );
+      kernels
+        .command('list')
+        .description('Each kernel: source, resolved package and release, cached or not, BTF types (offline)')
+        .addOption(matrixOption())
+        .action((options: { matrix: string }) => {
+          invocation = { command: 'kernels list', matrix: options.matrix };
+        });
+      kernels
+        .command('fetch')
+        .description('Fetch and extract the kernels (all, or those named) into the cache')
+        .argument('[NAME...]', 'kernels of the matrix to fetch (default: all)')
+        .addOption(matrixOption())
+        .option('--refresh', 'resolve "newest" again from the archive, even if a kernel is cached', false)
+        .action((names: string[], options: { matrix: string; refresh: boolean }) => {
+          invocation = { command: 'kernels fetch', matrix: options.matrix, names, refresh: options.refresh };
+        });
+      kernels
+        .command('info')
+        .description("One kernel's release, BTF size and type counts, and its BPF config options")
+        .argument('<NAME>', 'a kernel of the matrix')
+        .addOption(matrixOption())
+        .action((name: string, options: { matrix: string }) => {
+          invocation = { command: 'kernels info', matrix: options.matrix, name };
+        });
+      groups.push(kernels);
+    },
+    load: () => {
+      program
+        .command('load')
+        .description(
+          'Boot a matrix kernel in a VM and load every program of the objects, each on its own: verdict, errno, verifier log, cause',
+        )
+        .argument('<OBJ...>', 'BPF objects')
+        .requiredOption(
+          '--kernel <NAME>',
+          'the matrix kernel to boot (it needs an image: Debian or local vmlinuz)',
+        )
+        .addOption(matrixOption())
+        .option('--json', 'print the results as JSON', false)
+        .option('--strict-infra', 'exit 1 when the VM or the agent failed (infra_error)', false)
+        .action(
+          (
+            objects: string[],
+            options: { kernel: string; matrix: string; json: boolean; strictInfra: boolean },
+          ) => {
+            invocation = { command: 'load', objects, ...options };
+          },
+        );
+    },
+    check: () => {
+      program
+        .command('check')
+        .description(
+          'The static tier alone: per object × matrix kernel × program, the predicted verdict (loads / rejected) and why, from BTF and config (no VM)',
+        )
+        .argument('<OBJ...>', 'BPF objects')
+        .addOption(matrixOption())
+        .option('--kernel <NAME...>', 'kernels of the matrix to check (default: all)')
+        .option('--json', 'print the results as JSON', false)
+        .action((objects: string[], options: { matrix: string; kernel?: string[]; json: boolean }) => {
+          invocation = {
+            command: 'check',
+            objects,
+            matrix: options.matrix,
+            kernels: options.kernel ?? [],
+            json: options.json,
+          };
+        });
+    },
+    run: () => {
+      program
+        .command('run')
+        .description(
+          'Run the matrix: every kernel × object cell on the static tier and (kernels with an image) in a VM; writes report.json, index.html, junit.xml, summary.md',
+        )
+        .addOption(matrixOption())
+        .addOption(
+          new Option('--tier <TIER>', "static, vm or all (default: the matrix's tiers)").choices([
+            'static',
+            'vm',
+            'all',
+          ]),
+        )
+        .option('--kernel <NAME...>', 'only these kernels of the matrix')
+        .option(
+          '-t, --case <PATTERN...>',
+          'only objects whose path contains PATTERN (or matches it as a glob)',
+        )
+        .option('--out <DIR>', "where the reports go (default: the matrix's reports, ./reports)")
+        .option('--baseline <REPORT>', 'an earlier report.json: regressions against it fail the run')
+        .option(
+          '--shard <I/N>',
+          'run only shard I of N (deterministic); merge the shards with `corematrix merge`',
+        )
+        .option('--strict-infra', 'exit 1 when infra errors (VM faults) are all that went wrong', false)
+        .option(
+          '--concurrency <N>',
+          "VMs at once (default: the matrix's concurrency, else the CPU count)",
+          positiveInt,
+        )
+        .addOption(new Option('--executor <KIND>', 'where VMs run').choices(['local', 'container']))
+        .action((options: import('./run.js').RunCommandFlags) => {
+          invocation = { command: 'run', options: { ...options, matrix: options.matrix } };
+        });
+    },
+    report: () => {
+      const report = program.command('report').description('Reports written by `corematrix run`');
+      report
+        .command('render')
+        .description('Render index.html, junit.xml and summary.md from a report.json alone')
+        .argument('<REPORT>', 'a report.json')
+        .option('--out <DIR>', "where the rendered files go (default: the report's directory)")
+        .addOption(
+          new Option('--format <FORMAT...>', 'html, junit, markdown (default: all three)').choices([
+            'html',
+            'junit',
+            'markdown',
+          ]),
+        )
+        .action((file: string, options: { out?: string; format?: string[] }) => {
+          invocation = {
+            command: 'report render',
+            report: file,
+            out: options.out ?? dirname(file),
+            formats: options.format ?? ['html', 'junit', 'markdown'],
+          };
+        });
+      groups.push(report);
+    },
+    diff: () => {
+      program
+        .command('diff')
+        .description(
+          'Compare two report.json files: regressions (was ok, now failing), fixes, new needs-guard fields, kernels added/removed; exit 1 on regressions',
+        )
+        .argument('<OLD>', 'the baseline report.json')
+        .argument('<NEW>', 'the new report.json')
+        .option('--json', 'print the diff as JSON', false)
+        .option('--markdown', 'print the diff as Markdown', false)
+        .action((old: string, now: string, options: { json: boolean; markdown: boolean }) => {
+          invocation = { command: 'diff', old, now, ...options };
+        });
+    },
+    merge: () => {
+      program
+        .command('merge')
+        .description('Combine the report.json of every shard into one report (and render it)')
+        .argument('<REPORT...>', "the shards' report.json files")
+        .requiredOption('-o, --out <DIR>', 'where the merged reports go')
+        .action((reports: string[], options: { out: string }) => {
+          invocation = { command: 'merge', reports, out: options.out };
+        });
+    },
+    plan: () => {
+      program
+        .command('plan')
+        .description(
+          'Print the shards of a run for a CI system (GitHub Actions: a job matrix, one shard per job)',
+        )
+        .addOption(matrixOption())
+        .requiredOption('--shards <N>', 'how many shards', positiveInt)
+        .addOption(
+          new Option('--format <FORMAT>', 'github or text').choices(['github', 'text']).default('text'),
+        )
+        .action((options: { matrix: string; shards: number; format: 'github' | 'text' }) => {
+          invocation = { command: 'plan', ...options };
+        });
+    },
+    image: () => {
+      const image = program
+        .command('image')
+        .description("Container images, built locally from Debian's archive");
+      image
+        .command('build')
+        .description('Build (or reuse) the images a matrix needs: the executor image and toolchain images')
+        .argument('[IMAGE...]', 'images to build (default: all the matrix needs)')
+        .addOption(matrixOption())
+        .option('--rebuild', 'build even when an image with the same content tag exists', false)
+        .action((names: string[], options: { matrix: string; rebuild: boolean }) => {
+          invocation = { command: 'image build', options: { names, ...options } };
+        });
+      groups.push(image);
+    },
+  };
+  // Only the command being run is set up: building all of them is most of the parse in a fresh
+  // process (~2 ms). No command, an unknown one, help: all of them, for the list and suggestions.
+  const named = argv[0] !== undefined && Object.hasOwn(commands, argv[0]) ? [argv[0]] : Object.keys(commands);
+  for (const name of named) commands[name]!();
 
-  program
-    .command('run')
-    .description(
-      'Run the matrix: every kernel × object cell on the static tier and (kernels with an image) in a VM; writes report.json, index.html, junit.xml, summary.md',
-    )
-    .addOption(matrixOption())
-    .addOption(
-      new Option('--tier <TIER>', "static, vm or all (default: the matrix's tiers)").choices([
-        'static',
-        'vm',
-        'all',
-      ]),
-    )
-    .option('--kernel <NAME...>', 'only these kernels of the matrix')
-    .option('-t, --case <PATTERN...>', 'only objects whose path contains PATTERN (or matches it as a glob)')
-    .option('--out <DIR>', "where the reports go (default: the matrix's reports, ./reports)")
-    .option('--baseline <REPORT>', 'an earlier report.json: regressions against it fail the run')
-    .option(
-      '--shard <I/N>',
-      'run only shard I of N (deterministic); merge the shards with `corematrix merge`',
-    )
-    .option('--strict-infra', 'exit 1 when infra errors (VM faults) are all that went wrong', false)
-    .option(
-      '--concurrency <N>',
-      "VMs at once (default: the matrix's concurrency, else the CPU count)",
-      positiveInt,
-    )
-    .addOption(new Option('--executor <KIND>', 'where VMs run').choices(['local', 'container']))
-    .action((options: import('./run.js').RunCommandFlags) => {
-      invocation = { command: 'run', options: { ...options, matrix: options.matrix } };
-    });
-
-  const report = program.command('report').description('Reports written by `corematrix run`');
-  report
-    .command('render')
-    .description('Render index.html, junit.xml and summary.md from a report.json alone')
-    .argument('<REPORT>', 'a report.json')
-    .option('--out <DIR>', "where the rendered files go (default: the report's directory)")
-    .addOption(
-      new Option('--format <FORMAT...>', 'html, junit, markdown (default: all three)').choices([
-        'html',
-        'junit',
-        'markdown',
-      ]),
-    )
-    .action((file: string, options: { out?: string; format?: string[] }) => {
-      invocation = {
-        command: 'report render',
-        report: file,
-        out: options.out ?? dirname(file),
-        formats: options.format ?? ['html', 'junit', 'markdown'],
-      };
-    });
-
-  program
-    .command('diff')
-    .description(
-      'Compare two report.json files: regressions (was ok, now failing), fixes, new needs-guard fields, kernels added/removed; exit 1 on regressions',
-    )
-    .argument('<OLD>', 'the baseline report.json')
-    .argument('<NEW>', 'the new report.json')
-    .option('--json', 'print the diff as JSON', false)
-    .option('--markdown', 'print the diff as Markdown', false)
-    .action((old: string, now: string, options: { json: boolean; markdown: boolean }) => {
-      invocation = { command: 'diff', old, now, ...options };
-    });
-
-  program
-    .command('merge')
-    .description('Combine the report.json of every shard into one report (and render it)')
-    .argument('<REPORT...>', "the shards' report.json files")
-    .requiredOption('-o, --out <DIR>', 'where the merged reports go')
-    .action((reports: string[], options: { out: string }) => {
-      invocation = { command: 'merge', reports, out: options.out };
-    });
-
-  program
-    .command('plan')
-    .description(
-      'Print the shards of a run for a CI system (GitHub Actions: a job matrix, one shard per job)',
-    )
-    .addOption(matrixOption())
-    .requiredOption('--shards <N>', 'how many shards', positiveInt)
-    .addOption(new Option('--format <FORMAT>', 'github or text').choices(['github', 'text']).default('text'))
-    .action((options: { matrix: string; shards: number; format: 'github' | 'text' }) => {
-      invocation = { command: 'plan', ...options };
-    });
-
-  const image = program.command('image').description("Container images, built locally from Debian's archive");
-  image
-    .command('build')
-    .description('Build (or reuse) the images a matrix needs: the executor image and toolchain images')
-    .argument('[IMAGE...]', 'images to build (default: all the matrix needs)')
-    .addOption(matrixOption())
-    .option('--rebuild', 'build even when an image with the same content tag exists', false)
-    .action((names: string[], options: { matrix: string; rebuild: boolean }) => {
-      invocation = { command: 'image build', options: { names, ...options } };
-    });
-
-  // A group command without its subcommand prints its help and fails; commander then throws
-  // with exit code 1, which parseArguments' caller turns into a usage error.
-  for (const command of [program, btf, obj, kernels, report, image]) command.exitOverride();
+  for (const command of groups) command.exitOverride();
   program.parse(argv, { from: 'user' });
   return invocation;
 }
