@@ -40,6 +40,9 @@ function cannotRead(path: string, e: unknown): UsageError {
   return new UsageError(`cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : code}`, { file: path });
 }
 
+/** The unit `openObjectFile` reads an object in. */
+const FILL_BLOCK = 16 * 1024;
+
 /**
  * An object file open for reading on demand: a zero-filled buffer of the file's size (its pages
  * cost nothing until written) and the `fill` that reads a range of the file into it. Relocation
@@ -67,16 +70,31 @@ function openObjectFile(path: string): { bytes: Uint8Array; fill: ElfFill | unde
     throw cannotRead(path, e);
   }
   const bytes = new Uint8Array(size);
-  const fill = (offset: number, length: number): void => {
+  const read = (start: number, end: number): void => {
     try {
-      for (let done = 0; done < length; ) {
-        const n = readSync(fd, bytes, offset + done, length - done, offset + done);
+      for (let done = start; done < end; ) {
+        const n = readSync(fd, bytes, done, end - done, done);
         // The file got shorter since it was opened: what is gone reads as zeros.
         if (n === 0) break;
         done += n;
       }
     } catch (e) {
       throw cannotRead(path, e);
+    }
+  };
+  // Whole blocks at a time: an object's small pieces sit close together (the headers and the code
+  // at the start; the section headers and their names at the end), so most of them come with the
+  // first read near them, ~4 reads per object instead of ~11.
+  const filled = new Uint8Array(Math.ceil(size / FILL_BLOCK));
+  const fill = (offset: number, length: number): void => {
+    const last = Math.floor((offset + length - 1) / FILL_BLOCK);
+    for (let block = Math.floor(offset / FILL_BLOCK); block <= last; block++) {
+      if (filled[block] === 1) continue;
+      let end = block;
+      while (end < last && filled[end + 1] === 0) end++;
+      read(block * FILL_BLOCK, Math.min(size, (end + 1) * FILL_BLOCK));
+      filled.fill(1, block, end + 1);
+      block = end;
     }
   };
   return { bytes, fill, close: () => closeSync(fd) };
