@@ -27,7 +27,9 @@ const RELOCATE_BUNDLE = join(__dirname, '..', 'dist', 'cli', 'main-relocate.cjs'
  * the cache it makes is for exactly the source text compiled here.
  */
 function compileBundle(file, cachedData) {
-  const source = readFileSync(file, 'utf8');
+  // The build makes the bundle ASCII-only (scripts/bundle-cli.mjs): Latin-1 reads it the same,
+  // quicker.
+  const source = readFileSync(file, 'latin1');
   // `__load` is the bundle's import() of the modules it leaves in dist/ (see runBundle).
   return new vm.Script(`(function (exports, require, module, __filename, __dirname, __load) {${source}\n})`, {
     filename: file,

@@ -35,6 +35,11 @@ describe('the relocate launcher', () => {
     expect(r.stdout).toBe('false');
   });
 
+  it('the bundle is ASCII (the launcher reads it as Latin-1)', () => {
+    const bytes = readFileSync(bundle);
+    expect(bytes.findIndex((b) => b > 0x7f)).toBe(-1);
+  });
+
   it('the bundle loads the modules it leaves in dist/ through the launcher, none by import()', () => {
     const source = readFileSync(bundle, 'utf8');
     expect(source.match(/\bimport\(/g)).toBeNull();
