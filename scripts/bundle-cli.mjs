@@ -220,5 +220,8 @@ function loadLazyModulesThroughLauncher(file, metafile) {
   }
   // bin/corematrix.js reads the script as Latin-1, quicker than UTF-8: it must be ASCII. esbuild
   // escapes non-ASCII in strings, regular expressions and names; what is left is in comments.
-  writeFileSync(file, source.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`));
+  writeFileSync(
+    file,
+    source.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
+  );
 }

@@ -561,7 +561,7 @@ describe('idsWithFlavoredNames', () => {
     ];
     const ids = names.map((n) => b.struct(n, 4, [{ name: 'v', type: int, bitOffset: 0 }]));
     const typedef = b.typedef('t___flavor', int);
-    const func = b.func('f___flavor', b.add({ kind: 'func_proto', name: '', returnType: int, params: [] }));
+    const func = b.func('f___flavor', b.funcProto(int, []));
     const btf = Btf.parse(b.encode());
     const structs = 1 << KIND.STRUCT;
     expect(btf.idsWithFlavoredNames(structs)).toEqual(ids.filter((_, i) => flavored(names[i]!)));

@@ -889,14 +889,29 @@ function primeNameIndex(): void {
  * to find hashNow hot; few runs over more records cost less than many over a few (~1 ms at load).
  */
 const PRIMER_TYPES = 256;
-const PRIMER_NAMES = ['a', 'task_struct', '__u32', 'sk___old', 'mm_struct___x_y', 'x____y', 'b___', 'ab_cd_e'];
+const PRIMER_NAMES = [
+  'a',
+  'task_struct',
+  '__u32',
+  'sk___old',
+  'mm_struct___x_y',
+  'x____y',
+  'b___',
+  'ab_cd_e',
+];
 const NAME_INDEX_PRIMING_RUNS = 8;
 primeNameIndex();
 
 /** Whether a name holds libbpf's flavor separator (bpf_core_essential_name_len's `___`). */
 function hasFlavorSeparator(name: Uint8Array): boolean {
   for (let i = 0; i + 4 < name.length; i++) {
-    if (name[i] !== 0x5f && name[i + 1] === 0x5f && name[i + 2] === 0x5f && name[i + 3] === 0x5f && name[i + 4] !== 0x5f)
+    if (
+      name[i] !== 0x5f &&
+      name[i + 1] === 0x5f &&
+      name[i + 2] === 0x5f &&
+      name[i + 3] === 0x5f &&
+      name[i + 4] !== 0x5f
+    )
       return true;
   }
   return false;

@@ -68,7 +68,10 @@ export class StringTable {
   get(off: number): string {
     if (off < this.start) return this.base!.get(off);
     const local = off - this.start;
-    if (this.ascii === undefined && (this.bytes.length <= SMALL_TABLE || this.decoded.size >= SINGLE_DECODES)) {
+    if (
+      this.ascii === undefined &&
+      (this.bytes.length <= SMALL_TABLE || this.decoded.size >= SINGLE_DECODES)
+    ) {
       this.decodeAll();
     }
     if (this.ascii !== undefined && this.ascii !== '') {
