@@ -47,6 +47,24 @@ describe('the relocate launcher', () => {
     expect(source).toContain('__load("../kernels/read.js")');
   });
 
+  it('a relocate loads no child_process (commander gets it on demand)', () => {
+    const args = [
+      'relocate',
+      join(cases, 'fields.bpf.o'),
+      '--btf',
+      join(cases, 'targets', 'minikernel_5_4.btf'),
+    ];
+    const r = inFreshNode(
+      `const script = launcher.compileBundle(launcher.RELOCATE_BUNDLE);
+       const io = { stdout: { write() {}, flush() {} }, stderr: (line) => process.stderr.write(line) };
+       launcher.runBundle(script, launcher.RELOCATE_BUNDLE).main(${JSON.stringify(args)}, io).then((code) => {
+         process.stdout.write(JSON.stringify({ code, loaded: process.moduleLoadList.filter((m) => m.includes('child_process')) }));
+       });`,
+    );
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ code: 0, loaded: [] });
+  });
+
   it('a bundle whose cache V8 refuses compiles from source and answers the same', () => {
     // Next to the bundle: the modules it leaves in dist/ are found from its own path.
     const copy = join(repo, 'dist', 'cli', `.launcher-test-${process.pid}.cjs`);
