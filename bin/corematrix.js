@@ -13,7 +13,7 @@
 // ~280 KB of JavaScript. V8 checks a cache against the source text, its own version and its flags,
 // and compiles from source when anything differs (another Node, an edited bundle, --some-v8-flag):
 // slower then, never different.
-const { readFileSync } = require('node:fs');
+const { existsSync, readFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { dirname, join, resolve } = require('node:path');
 const { pathToFileURL } = require('node:url');
@@ -60,11 +60,19 @@ function readCodeCache(file) {
 
 async function main(args) {
   if (args[0] === 'relocate') {
+    if (!existsSync(RELOCATE_BUNDLE)) return notBuilt(RELOCATE_BUNDLE);
     const script = compileBundle(RELOCATE_BUNDLE, readCodeCache(RELOCATE_BUNDLE));
     return runBundle(script, RELOCATE_BUNDLE).main(args);
   }
-  const bundle = await import('../dist/bundle/main.js');
-  return bundle.main(args);
+  const bundle = join(__dirname, '..', 'dist', 'bundle', 'main.js');
+  if (!existsSync(bundle)) return notBuilt(bundle);
+  return (await import(pathToFileURL(bundle).href)).main(args);
+}
+
+/** A checkout nobody has built yet: one line saying so, and the usage exit code. */
+function notBuilt(file) {
+  process.stderr.write(`corematrix: ${file} is missing: build the CLI first (npm run build)\n`);
+  return 2;
 }
 
 if (require.main === module) {

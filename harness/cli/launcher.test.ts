@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 
@@ -45,6 +46,26 @@ describe('the relocate launcher', () => {
     expect(source.match(/\bimport\(/g)).toBeNull();
     // A vmlinuz is read by kernels/read.js, one of the modules outside the bundle.
     expect(source).toContain('__load("../kernels/read.js")');
+  });
+
+  it('a checkout without dist/ gets one line saying to build, exit 2, for relocate and the rest', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corematrix-unbuilt-'));
+    mkdirSync(join(dir, 'bin'));
+    for (const f of ['corematrix.js', 'package.json'])
+      copyFileSync(join(repo, 'bin', f), join(dir, 'bin', f));
+    for (const args of [
+      ['relocate', 'a.o', '--btf', 'b'],
+      ['btf', 'info', 'x'],
+    ]) {
+      const r = spawnSync(process.execPath, [join(dir, 'bin', 'corematrix.js'), ...args], {
+        encoding: 'utf8',
+      });
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(
+        /^corematrix: \S+dist\/\S+ is missing: build the CLI first \(npm run build\)\n$/,
+      );
+    }
   });
 
   it('a relocate loads no child_process (commander gets it on demand)', () => {
