@@ -716,12 +716,8 @@ class CWriter {
           return this.declaration(t.type, declarator, lvl, next);
         }
         if (targetKind === KIND.PTR) {
-          return this.declaration(
-            t.type,
-            declarator === '' ? qualifier : `${qualifier} ${declarator}`,
-            lvl,
-            next,
-          );
+          // After the `*`, spaced as libbpf writes it: `char * const p`.
+          return this.declaration(t.type, ` ${qualifier}${spaced(declarator)}`, lvl, next);
         }
         // Before a plain type: `const int x`; a type tag goes after it, where clang applies it
         // to that type rather than to the declaration.
@@ -729,12 +725,20 @@ class CWriter {
           const base = this.declaration(t.type, '', lvl, next);
           return withDeclarator(`${base} ${qualifier}`, declarator);
         }
-        return `${qualifier} ${this.declaration(t.type, declarator, lvl, next)}`;
+        // libbpf writes a type's qualifiers innermost first (`volatile const int` for const →
+        // volatile → int): this one goes after those of the type it qualifies.
+        const inner = this.declaration(t.type, declarator, lvl, next);
+        const lead = /^(?:(?:const|volatile|restrict) )*/.exec(inner)![0];
+        return `${lead}${qualifier} ${inner.slice(lead.length)}`;
       }
       case 'array':
         return this.declaration(t.type, `${declarator}[${t.nelems}]`, lvl, next);
-      case 'func_proto':
-        return this.declaration(t.returnType, `${declarator}(${this.params(t, lvl, next)})`, lvl, next);
+      case 'func_proto': {
+        const inner = `${declarator}(${this.params(t, lvl, next)})`;
+        // libbpf puts a space before a function pointer's parenthesis, also after a returned
+        // pointer's `*`: `struct rq * (*find)(…)`.
+        return this.declaration(t.returnType, declarator.startsWith('(') ? ` ${inner}` : inner, lvl, next);
+      }
       default:
         throw new ParseError('btf', `a ${t.kind} cannot be part of a C type`, { typeId: id });
     }
@@ -780,7 +784,12 @@ class CWriter {
 }
 
 function withDeclarator(base: string, declarator: string): string {
-  return declarator === '' ? base : `${base} ${declarator}`;
+  return `${base}${spaced(declarator)}`;
+}
+
+/** A declarator as it follows what comes before it: after one space (some already start with it). */
+function spaced(declarator: string): string {
+  return declarator === '' || declarator.startsWith(' ') ? declarator : ` ${declarator}`;
 }
 
 /** `name`, or `name___N` when this is the Nth (N > 1) occurrence of the name. */

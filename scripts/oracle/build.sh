@@ -7,7 +7,8 @@
 #   build/libbpf/lib/libglibc-compat.a   glibc 2.38 entry points bookworm lacks (see glibc-compat.c)
 #   build/libbpf/VERSION          the Debian version of the libbpf-dev package unpacked
 #   build/libbpf/link-flags       what to link a program against them with (one line)
-#   build/oracle/btf-parse-bench  the benchmark helper (other helpers here have build scripts
+#   build/oracle/btf-parse-bench  the benchmark helper
+#   build/oracle/btf-dump-c       libbpf's C rendering of a BTF (other helpers here have build scripts
 #                                 of their own, e.g. build-core-oracle.sh)
 #
 # Idempotent: once build/libbpf/ holds the library, no network is used, and helpers are only
@@ -129,7 +130,7 @@ if [[ $(cat "$libbpf/link-flags" 2>/dev/null) != "$link_flags" ]]; then
 fi
 
 mkdir -p "$out"
-for name in btf-parse-bench; do
+for name in btf-parse-bench btf-dump-c; do
   src="$here/$name.c"
   if stale "$out/$name" "$src" "$libbpf/lib/libbpf.a" "$libbpf/lib/libglibc-compat.a"; then
     log "building $name against libbpf $(cat "$libbpf/VERSION")"
