@@ -268,6 +268,21 @@ describe('malformed ELF', () => {
     expect(parseError(() => Elf.parse(entsize))).toMatchObject({ offset: 58 });
   });
 
+  it('reads 64-bit offsets exactly up to 2^53 - 1, in both byte orders', () => {
+    for (const [bytes, le] of [
+      [el(), true],
+      [eb(), false],
+    ] as const) {
+      const at = (value: bigint) => patched(bytes, (v) => v.setBigUint64(40, value, le));
+      expect(parseError(() => Elf.parse(at(1n << 53n))).reason).toMatch(
+        /^e_shoff 0x20000000000000 is out of range/,
+      );
+      // In range: then simply past the end of the file, with the offset as read.
+      expect(parseError(() => Elf.parse(at((1n << 53n) - 1n))).reason).toMatch(/^section headers at 0x1fffffffffffff lie past the end/);
+      expect(parseError(() => Elf.parse(at(0x1_8000_0000n))).reason).toMatch(/^section headers at 0x180000000 lie past the end/);
+    }
+  });
+
   it('rejects a section whose contents lie past the end of the file, naming it', () => {
     const elf = Elf.parse(el());
     const text = elf.sectionHeader('.text')!;

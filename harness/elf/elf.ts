@@ -497,11 +497,16 @@ export class Elf {
 
   /** A 64-bit file offset or size as a number; anything past 2^53 lies past any real file. */
   private u64AsOffset(at: number, what: string): number {
-    const value = this.view.getBigUint64(at, this.littleEndian);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    // Two 32-bit halves: read for every section header, where a BigInt per field adds up.
+    const le = this.littleEndian;
+    const low = this.view.getUint32(le ? at : at + 4, le);
+    const high = this.view.getUint32(le ? at + 4 : at, le);
+    // Up to 2^53 - 1 (Number.MAX_SAFE_INTEGER): the high half fits in 21 bits.
+    if (high > 0x1fffff) {
+      const value = this.view.getBigUint64(at, le);
       throw new ParseError('elf', `${what} 0x${value.toString(16)} is out of range`, { offset: at });
     }
-    return Number(value);
+    return high * 0x1_0000_0000 + low;
   }
 }
 
