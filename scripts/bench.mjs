@@ -24,6 +24,9 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const buildDir = join(repo, 'build', 'bench');
 const reportDir = join(repo, 'reports', 'bench');
 const PARSE_ITERATIONS = 30;
+/** Whole-process timings: rounds of hyperfine (see `hyperfine`), runs of each command per round. */
+const HYPERFINE_ROUNDS = 6;
+const RUNS_PER_ROUND = 8;
 const PARSE_TARGET = 5;
 const DUMP_TARGET = 1.5;
 const RELOCATE_TARGET = 1.0;
@@ -240,40 +243,56 @@ function runJson(command, commandArgs, what) {
   return JSON.parse(result.stdout);
 }
 
-/** Median wall times in ns of two commands, measured together by hyperfine. */
+/**
+ * Rounds of hyperfine, each timing both commands (the order alternating), for the runs of each
+ * side pooled: on a shared machine the load drifts, and one long block per command would time the
+ * two under different loads. Medians of the pooled runs: a few runs that land on a busy moment
+ * do not drag them along as they would a mean.
+ */
 function hyperfine(label, oursCommand, theirsCommand, env) {
   console.log(`bench: timing ${label} …`);
-  const json = join(buildDir, `hyperfine-${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
-  const result = spawnSync(
-    'hyperfine',
-    [
-      '-N',
-      '--warmup',
-      '2',
-      '--min-runs',
-      '10',
-      '--style',
-      'none',
-      '--export-json',
-      json,
-      oursCommand,
-      theirsCommand,
-    ],
-    { encoding: 'utf8', env },
-  );
-  if (result.status !== 0) {
-    notes.push(`${label}: hyperfine failed: ${lastLine(result.stderr)}`);
-    return undefined;
+  const ours = [];
+  const theirs = [];
+  for (let round = 0; round < HYPERFINE_ROUNDS; round++) {
+    const json = join(buildDir, `hyperfine-${label.replace(/[^a-z0-9]+/gi, '-')}-${round}.json`);
+    const commands = round % 2 === 0 ? [oursCommand, theirsCommand] : [theirsCommand, oursCommand];
+    const result = spawnSync(
+      'hyperfine',
+      [
+        '-N',
+        '--warmup',
+        '1',
+        '--runs',
+        String(RUNS_PER_ROUND),
+        '--style',
+        'none',
+        '--export-json',
+        json,
+        ...commands,
+      ],
+      { encoding: 'utf8', env },
+    );
+    if (result.status !== 0) {
+      notes.push(`${label}: hyperfine failed: ${lastLine(result.stderr)}`);
+      return undefined;
+    }
+    const results = JSON.parse(readFileSync(json, 'utf8')).results;
+    for (const r of results) (r.command === oursCommand ? ours : theirs).push(...r.times);
   }
-  // Medians: on a shared machine a few runs land on a busy moment and drag a mean along.
-  const [ours, theirs] = JSON.parse(readFileSync(json, 'utf8')).results;
+  const stats = (times) => {
+    const mean = times.reduce((a, b) => a + b, 0) / times.length;
+    const stddev = Math.sqrt(times.reduce((a, t) => a + (t - mean) ** 2, 0) / (times.length - 1));
+    return { median: median(times) * 1e9, mean: mean * 1e9, stddev: stddev * 1e9 };
+  };
+  const [o, t] = [stats(ours), stats(theirs)];
   return {
-    ours: ours.median * 1e9,
-    theirs: theirs.median * 1e9,
-    oursMean: ours.mean * 1e9,
-    theirsMean: theirs.mean * 1e9,
-    oursStddev: ours.stddev * 1e9,
-    theirsStddev: theirs.stddev * 1e9,
+    ours: o.median,
+    theirs: t.median,
+    oursMean: o.mean,
+    theirsMean: t.mean,
+    oursStddev: o.stddev,
+    theirsStddev: t.stddev,
+    runs: ours.length,
   };
 }
 
