@@ -67,7 +67,9 @@ function writeAll(fd: number, bytes: Uint8Array): void {
       offset += writeSync(fd, bytes, offset, bytes.length - offset);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EPIPE') throw new OutputClosed();
+      // The reader went away: EPIPE from a pipe; from a socket (what Node gives a child process
+      // for stdout) ECONNRESET when the reader closed with data still unread.
+      if (code === 'EPIPE' || code === 'ECONNRESET') throw new OutputClosed();
       // A descriptor inherited in non-blocking mode (a pipe another process set up): wait a
       // millisecond for the reader rather than spin.
       if (code === 'EAGAIN') {
